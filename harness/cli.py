@@ -1,0 +1,118 @@
+"""Command line: parsing only. Each command lives in its own module and is
+imported when it runs, so `--help` and `list` never import TensorFlow."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import HarnessError
+
+# command -> "module:function"; the function takes the parsed args, returns an exit code
+COMMANDS = {
+    "run": "harness.runner:main",
+    "list": "harness.listing:main",
+    "crash": "harness.faults.cli:crash_main",
+    "replay": "harness.faults.cli:replay_main",
+    "catalog": "harness.catalog.cli:catalog_main",
+    "diagnose": "harness.catalog.cli:diagnose_main",
+    "compare-tf": "harness.report.cli:compare_tf_main",
+    "report": "harness.report.cli:report_main",
+}
+
+API_NAMES = ["tf2-checkpoint", "tf2-manager", "tf1-saver", "keras-weights", "savedmodel", "async-checkpoint"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, no usage dump
+        self.exit(2, f"ckpt-harness: error: {message}\n")
+
+
+def _add_scenario_args(p: argparse.ArgumentParser, *, default_size: str | None, default_vars: int | None):
+    p.add_argument("--api", action="append", metavar="A",
+                   help=f"save/restore API, repeatable ({', '.join(API_NAMES)})")
+    p.add_argument("--device", default="cpu", metavar="D",
+                   help="cpu, gpu, gpu:N, or multi-cpu:N (N logical CPU devices) [cpu]")
+    p.add_argument("--size", default=default_size, metavar="SIZE", help="total state size, e.g. 64MiB, 8GiB")
+    p.add_argument("--vars", default=default_vars, metavar="N", help="number of variables")
+    p.add_argument("--shape-mix", default="mixed", metavar="M", help="mixed, few-large or many-small [mixed]")
+    p.add_argument("--dtype", action="append", metavar="T", help="float32 (default), bfloat16, int64; repeatable")
+    p.add_argument("--optimizer", action="store_true", help="add Adam slots and a step after one real training step")
+    p.add_argument("--seed", default=0, type=int, help="seed of the deterministic values [0]")
+    p.add_argument("--out", default=None, metavar="DIR", help="results directory [results/runs]")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ckpt-harness", description="Benchmark and stress harness for TensorFlow save/restore.")
+    parser.add_argument("--version", action="version", version=f"ckpt-harness {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("run", help="time build/init/save/restore/verify for scenarios")
+    _add_scenario_args(p, default_size=None, default_vars=None)
+    p.add_argument("--repeat", default="3", metavar="N", help="repeats of each phase [3]")
+    p.add_argument("--scratch", default=None, metavar="DIR",
+                   help="where checkpoints are written (the filesystem under test) [a temp dir inside the run dir]")
+    p.add_argument("--timeout", default="3600", metavar="S", help="seconds allowed per scenario [3600]")
+    p.add_argument("--max-to-keep", default="2", metavar="N", help="tf2-manager max_to_keep [2]")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+
+    sub.add_parser("list", help="list APIs, devices, shape mixes and the default scenarios")
+
+    p = sub.add_parser("crash", help="crash injection: kill, mutate, diskfull, trace")
+    p.add_argument("--mode", required=True, choices=["kill", "mutate", "diskfull", "trace"])
+    p.add_argument("--api", action="append", metavar="A", help="API, repeatable [tf2-manager]")
+    p.add_argument("--model", default="process", choices=["process", "power"],
+                   help="crash model for trace mode [process]")
+    p.add_argument("--trials", default="8", metavar="N", help="trials for kill mode / samples for mutate [8]")
+    p.add_argument("--seed", default=0, type=int)
+    p.add_argument("--size", default="1MiB", metavar="SIZE", help="state size of the checkpoint [1MiB]")
+    p.add_argument("--vars", default="16", metavar="N", help="number of variables [16]")
+    p.add_argument("--out", default=None, metavar="DIR", help="results directory [results/crash]")
+    p.add_argument("--quiet", action="store_true")
+
+    p = sub.add_parser("replay", help="re-run the oracle on a recorded crash case")
+    p.add_argument("case_dir", metavar="CASE_DIR")
+
+    p = sub.add_parser("catalog", help="reproduce the causes of 'uninitialized value' restore failures")
+    p.add_argument("--out", default=None, metavar="DIR", help="results directory [results/catalog]")
+
+    p = sub.add_parser("diagnose", help="check a checkpoint, or compare it with the model that fails to load it")
+    p.add_argument("ckpt", metavar="CKPT", help="checkpoint prefix or directory with a 'checkpoint' file")
+    p.add_argument("--against", metavar="TARGET",
+                   help="another checkpoint, a TF1 .meta file, or module:function that builds the model")
+
+    p = sub.add_parser("compare-tf", help="table of asv results: benchmark x TensorFlow version")
+    p.add_argument("results_dir", nargs="?", default=None, metavar="RESULTS_DIR", help="asv results dir [results/asv]")
+    p.add_argument("--baseline", default=None, metavar="VERSION", help="TF version the ratios are relative to [oldest]")
+    p.add_argument("--out", default=None, metavar="FILE", help="CSV output [RESULTS_DIR/compare-tf.csv]")
+
+    p = sub.add_parser("report", help="self-contained HTML report of run/crash results")
+    p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR")
+    p.add_argument("--out", default=None, metavar="FILE", help="HTML file [RUN_DIR/report.html]")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    module_name, func_name = COMMANDS[args.command].split(":")
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        return int(func(args) or 0)
+    except HarnessError as e:
+        print(f"ckpt-harness: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("ckpt-harness: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

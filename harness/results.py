@@ -1,0 +1,88 @@
+"""The results format: columns, versions, atomic writers.
+
+History of FORMAT_VERSION is written down in docs/results-format.md.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+FORMAT_VERSION = 1
+
+# phases.csv: one row per scenario x phase x repeat
+PHASE_COLUMNS = [
+    "run_id", "scenario", "api", "device", "n_vars", "state_bytes", "shape_mix",
+    "optimizer", "phase", "repeat", "seconds", "gbps", "roofline_fraction",
+    "extra_seconds", "peak_rss_bytes", "ru_maxrss_bytes", "io_read_bytes",
+    "io_write_bytes", "cpu_seconds", "gpu_peak_bytes", "nvml_mem_used_bytes",
+    "nvml_util_pct", "nvml_power_w", "outcome", "detail",
+]
+
+# phases in pipeline order; "raw_*" rows are the disk roofline measured on the
+# same directory with the same byte count
+PHASES = ["build", "init", "save_return", "save", "save_durable",
+          "restore_warm", "restore_cold", "verify"]
+ROOFLINE_PHASES = ["raw_write", "raw_write_durable", "raw_read_warm", "raw_read_cold"]
+# which roofline each I/O phase is compared with
+ROOFLINE_FOR = {
+    "save_return": "raw_write",
+    "save": "raw_write",
+    "save_durable": "raw_write_durable",
+    "restore_warm": "raw_read_warm",
+    "restore_cold": "raw_read_cold",
+}
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """tmp in the same dir + fsync + rename + fsync(dir): readers see old or new, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def atomic_write_text(path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def atomic_write_csv(path, rows: list[dict], columns: list[str]) -> None:
+    """Write rows (dicts) with `columns` first, then any extra keys, sorted."""
+    extra = sorted({k for r in rows for k in r} - set(columns))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=columns + extra, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
+def new_run_id(kind: str = "run") -> str:
+    import datetime
+    import secrets
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return f"{now}-{kind}-{secrets.token_hex(2)}"

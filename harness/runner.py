@@ -1,0 +1,254 @@
+"""`ckpt-harness run`: the measuring process.
+
+Validates every input before starting, runs each scenario in its own worker
+process (harness/worker.py), shows progress, writes phases.csv after every
+finished scenario (atomically) and metadata.json, and on Ctrl-C, SIGTERM or a
+timeout kills the worker's process group and removes its scratch directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psutil
+
+from . import metadata
+from .devices import check_available, parse_device
+from .errors import ResourceError, UsageError
+from .results import PHASE_COLUMNS, atomic_write_csv, atomic_write_json, new_run_id
+from .savers import check_api
+from .session import Scenario
+from .specs import GraphSpec, layout, total_bytes
+from .summary import print_summary
+from .units import format_bytes, parse_positive_int, parse_size
+
+DEFAULT_APIS = ("tf2-checkpoint", "tf2-manager", "tf1-saver", "async-checkpoint")
+DEFAULT_SIZE = "64MiB"
+DEFAULT_VARS = 256
+DEFAULT_OUT = os.path.join("results", "runs")
+_TF_OVERHEAD_BYTES = 1 << 30
+
+
+def plan(args) -> list[Scenario]:
+    apis = [check_api(a) for a in (args.api or DEFAULT_APIS)]
+    req = parse_device(args.device)
+    check_available(req)
+    size = parse_size(args.size if args.size is not None else DEFAULT_SIZE)
+    n_vars = parse_positive_int(args.vars if args.vars is not None else DEFAULT_VARS, "--vars")
+    dtypes = tuple(args.dtype or ("float32",))
+    spec = GraphSpec(n_vars=n_vars, state_bytes=size, shape_mix=args.shape_mix, dtypes=dtypes,
+                     optimizer=args.optimizer, seed=args.seed)
+    max_to_keep = parse_positive_int(args.max_to_keep, "--max-to-keep")
+    return [Scenario(api, req.label, spec, max_to_keep) for api in apis]
+
+
+def needs(scenario: Scenario) -> tuple[int, int]:
+    """(RAM bytes, disk bytes) a scenario needs at its peak, estimated before starting."""
+    params = total_bytes(layout(scenario.spec))
+    ckpt = params * (3 if scenario.spec.optimizer else 1)   # Adam: m and v per parameter
+    ram = ckpt + (params if scenario.spec.optimizer else 0)  # gradients during the step
+    ram = int(ram * (2.0 if scenario.api == "savedmodel" else 1.25)) + _TF_OVERHEAD_BYTES
+    keep = scenario.max_to_keep if scenario.api == "tf2-manager" else 1
+    disk = ckpt * keep + params + (64 << 20)  # checkpoints kept + the roofline's raw file
+    return ram, disk
+
+
+def check_resources(scenarios: list[Scenario], scratch: str) -> None:
+    avail_ram = psutil.virtual_memory().available
+    free_disk = shutil.disk_usage(scratch).free
+    for sc in scenarios:
+        ram, disk = needs(sc)
+        if ram > avail_ram:
+            raise ResourceError(f"{sc.name} needs about {format_bytes(ram)} of RAM but only "
+                                f"{format_bytes(avail_ram)} is available")
+        if disk > free_disk:
+            raise ResourceError(f"{sc.name} needs about {format_bytes(disk)} of disk in {scratch} but only "
+                                f"{format_bytes(free_disk)} is free")
+
+
+def _writable_dir(path: str, what: str) -> str:
+    path = os.path.abspath(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ResourceError(f"cannot write to {what} {path}: {e.strerror or e}") from None
+    return path
+
+
+class _Terminated(Exception):
+    """SIGTERM, handled like Ctrl-C."""
+
+
+class Worker:
+    """One scenario's worker process, in its own process group."""
+
+    def __init__(self, job_path: str, log_path: str):
+        self.log = open(log_path, "wb")
+        env = dict(os.environ)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        self.proc = subprocess.Popen([sys.executable, "-m", "harness.worker", job_path],
+                                     stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
+                                     env=env, start_new_session=True)
+        self.events: queue.Queue = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                self.events.put(json.loads(line))
+            except ValueError:
+                continue
+        self.events.put(None)  # end of channel
+
+    def kill(self):
+        if self.proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        self.close()
+
+    def close(self):
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.log.close()
+
+
+class Progress:
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet = total, quiet
+
+    def say(self, text: str):
+        if not self.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    def event(self, i: int, ev: dict):
+        if ev.get("event") == "phase":
+            outcome = f" {ev['outcome']}" if ev.get("outcome") else ""
+            self.say(f"  [{i}/{self.total}] {ev['scenario']}  {ev['phase']:<13} r{ev['repeat']}  "
+                     f"{ev['seconds']:.3f}s{outcome}")
+
+
+def _run_one(scenario, index, scratch, repeats, timeout, progress, meta) -> list[dict]:
+    workdir = tempfile.mkdtemp(prefix="scenario-", dir=scratch)
+    job = os.path.join(workdir, "job.json")
+    with open(job, "w") as f:
+        json.dump({"scenario": scenario.to_dict(), "workdir": os.path.join(workdir, "ckpt"),
+                   "repeats": repeats}, f)
+    log = os.path.join(scratch, f"worker-{index}.log")
+    worker = Worker(job, log)
+    deadline = time.monotonic() + timeout
+    rows = None
+    try:
+        while True:
+            try:
+                ev = worker.events.get(timeout=max(0.05, min(1.0, deadline - time.monotonic())))
+            except queue.Empty:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{scenario.name} exceeded --timeout {timeout:.0f}s")
+                continue
+            if ev is None:
+                break
+            if ev["event"] == "hello":
+                meta.setdefault("tensorflow_runtime_version", ev["tf_version"])
+                meta.setdefault("tensorflow_gpus", ev["gpus"])
+            elif ev["event"] == "phase":
+                progress.event(index, ev)
+            elif ev["event"] == "rows":
+                rows = ev["rows"]
+            elif ev["event"] == "error":
+                if ev["kind"] in ("usage", "resource"):
+                    raise ResourceError(ev["message"])
+                raise RuntimeError(ev["message"])
+        worker.close()
+        if rows is None:
+            raise RuntimeError(f"worker exited with code {worker.proc.returncode} before finishing "
+                               f"({_last_line(log)})")
+        return rows
+    finally:
+        worker.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = [l.strip() for l in f if l.strip()]
+        return lines[-1] if lines else "no output"
+    except OSError:
+        return "no log"
+
+
+def main(args) -> int:
+    scenarios = plan(args)
+    repeats = parse_positive_int(args.repeat, "--repeat")
+    timeout = float(parse_positive_int(args.timeout, "--timeout"))
+    out_root = _writable_dir(args.out or DEFAULT_OUT, "output directory")
+    scratch_root = _writable_dir(args.scratch, "scratch directory") if args.scratch else out_root
+    check_resources(scenarios, scratch_root)
+
+    run_id = new_run_id("run")
+    run_dir = os.path.join(out_root, run_id)
+    os.makedirs(run_dir)
+    scratch = tempfile.mkdtemp(prefix=".scratch-", dir=args.scratch and scratch_root or run_dir)
+    meta = metadata.collect(run_dir, run_id=run_id, kind="run", repeats=repeats,
+                            scenarios=[s.to_dict() for s in scenarios],
+                            scratch_filesystem=metadata.filesystem_type(scratch), status="running")
+    meta_path = os.path.join(run_dir, "metadata.json")
+    atomic_write_json(meta_path, meta)
+    progress = Progress(len(scenarios), args.quiet)
+    progress.say(f"ckpt-harness run {run_id}: {len(scenarios)} scenario(s) x {repeats} repeat(s) -> {run_dir}")
+
+    rows: list[dict] = []
+    failures = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(_Terminated()))
+    status = "complete"
+    try:
+        for i, sc in enumerate(scenarios, 1):
+            progress.say(f"[{i}/{len(scenarios)}] {sc.name}")
+            try:
+                got = _run_one(sc, i, scratch, repeats, timeout, progress, meta)
+            except (TimeoutError, RuntimeError) as e:
+                failures.append(f"{sc.name}: {e}")
+                progress.say(f"  failed: {e}")
+                continue
+            for r in got:
+                r["run_id"] = run_id
+            rows.extend(got)
+            atomic_write_csv(os.path.join(run_dir, "phases.csv"), rows, PHASE_COLUMNS)
+    except (KeyboardInterrupt, _Terminated):
+        status = "interrupted"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        shutil.rmtree(scratch, ignore_errors=True)
+        meta.update(status=status if not failures or status != "complete" else "failed",
+                    failures=failures, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        atomic_write_json(meta_path, meta)
+    if rows:
+        print_summary(rows)
+    print(f"results: {run_dir}")
+    if status == "interrupted":
+        print("ckpt-harness: interrupted; results of finished scenarios kept", file=sys.stderr)
+        return 130
+    for f in failures:
+        print(f"ckpt-harness: scenario failed: {f}", file=sys.stderr)
+    return 1 if failures else 0

@@ -1,0 +1,123 @@
+"""keras-weights: a Keras model's save_weights / load_weights (.weights.h5).
+
+save_weights stores layer weights only, never optimizer state.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from .base import SaveResult, SaverAdapter
+
+FILE_NAME = "model.weights.h5"
+
+
+def _holder_classes():
+    import keras
+
+    class Scope(keras.layers.Layer):
+        """A layer per name scope; weights and sub-scopes hang off it."""
+
+        def call(self, inputs):  # never called: the model only holds state
+            return inputs
+
+    class Holder(keras.Model):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.root = Scope(name="root")
+
+        def call(self, inputs):
+            return inputs
+
+    return Scope, Holder
+
+
+class KerasWeights(SaverAdapter):
+    api = "keras-weights"
+    supports_optimizer = False
+
+    def build(self) -> None:
+        import tensorflow as tf
+
+        Scope, Holder = _holder_classes()
+        self.model = Holder(name="holder")
+        self.vars = {}
+        scopes = {"": self.model.root}
+        for i, v in enumerate(self.variables):
+            *parts, leaf = v.name.split("/")
+            node, path = self.model.root, ""
+            for p in parts:
+                path = f"{path}/{p}" if path else p
+                if path not in scopes:
+                    child = Scope(name=p)
+                    setattr(node, p, child)   # attribute assignment makes Keras track it
+                    scopes[path] = child
+                node = scopes[path]
+            with tf.device(self.device_for(i)):
+                w = node.add_weight(name=leaf, shape=v.shape, dtype=v.dtype, initializer="zeros",
+                                    trainable=v.dtype != "int64")
+            self.vars[v.name] = w
+        for s in scopes.values():
+            s.built = True
+        self.model.built = True
+
+    def assign(self, name, value):
+        self.vars[name].assign(value)
+
+    def iter_values(self):
+        for name, var in self.vars.items():
+            yield name, var.numpy()
+
+    def poison(self) -> None:
+        import numpy as np
+
+        for var in self.vars.values():
+            var.assign(np.zeros(var.shape, dtype=var.value.dtype.as_numpy_dtype))
+
+    def save(self, directory: str) -> SaveResult:
+        os.makedirs(directory, exist_ok=True)
+        path = os.path.join(directory, FILE_NAME)
+        t0 = time.perf_counter()
+        self.model.save_weights(path)
+        t = time.perf_counter() - t0
+        return SaveResult(path, [path], t, t)
+
+    def latest(self, directory: str):
+        path = os.path.join(directory, FILE_NAME)
+        return path if os.path.exists(path) else None
+
+    def restore(self, path: str) -> None:
+        self.model.load_weights(path)
+
+    def checkpoint_names(self, path: str):
+        # .weights.h5 keys weights by layer path and position ("layers/<root>/<scope...>/vars/<i>"),
+        # not by name: map each position back to the logical variable created there.
+        import h5py
+
+        by_scope: dict[str, list[str]] = {}
+        for name in self.vars:
+            scope = name.rsplit("/", 1)[0] if "/" in name else ""
+            by_scope.setdefault(scope, []).append(name)
+        out = {}
+        found = []
+        with h5py.File(path, "r") as f:
+            f.visit(found.append)
+            for key in found:
+                parts = key.split("/")
+                if len(parts) < 4 or parts[0] != "layers" or parts[-2] != "vars":
+                    continue
+                try:
+                    ds = f[key]
+                    shape, dtype = tuple(ds.shape), ds.dtype
+                except (KeyError, RuntimeError, OSError):
+                    out["?" + key] = ((), "unreadable")
+                    continue
+                dname = "bfloat16" if dtype.kind == "V" and dtype.itemsize == 2 else str(dtype)
+                scope, idx = "/".join(parts[2:-2]), parts[-1]
+                names = by_scope.get(scope, [])
+                if idx.isdigit() and int(idx) < len(names):
+                    out[names[int(idx)]] = (shape, dname)
+                else:
+                    out["?" + key] = (shape, dname)
+        return out

@@ -1,0 +1,162 @@
+"""One scenario in the measured process: an adapter plus timed phase methods.
+
+Used by the runner's worker (harness/worker.py) and directly by the asv
+benchmarks. Each method times exactly its phase and nothing else; the work
+the harness does around it (poisoning, fingerprints, cache eviction) is done
+outside the timed region.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+
+from . import devices, roofline
+from .fsio import drop_cache, fsync_paths
+from .oracle.check import compare
+from .oracle.manifest import Manifest
+from .outcomes import Verdict
+from .savers import check_api, get_adapter
+from .specs import GraphSpec, layout, total_bytes
+
+
+@dataclass(frozen=True)
+class Scenario:
+    api: str
+    device: str = "cpu"
+    spec: GraphSpec = field(default_factory=GraphSpec)
+    max_to_keep: int = 2
+
+    @property
+    def name(self) -> str:
+        return f"{self.api}/{self.device}/{self.spec.label}"
+
+    def to_dict(self) -> dict:
+        return {"api": self.api, "device": self.device, "spec": self.spec.to_dict(),
+                "max_to_keep": self.max_to_keep}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Scenario":
+        return cls(api=d["api"], device=d.get("device", "cpu"), spec=GraphSpec.from_dict(d["spec"]),
+                   max_to_keep=int(d.get("max_to_keep", 2)))
+
+
+@dataclass
+class SaveTiming:
+    return_seconds: float
+    done_seconds: float
+    path: str
+    files: list[str]
+
+
+class ScenarioSession:
+    """Build/init/save/restore/verify one scenario; TF is imported here, not before."""
+
+    def __init__(self, scenario: Scenario, workdir: str):
+        check_api(scenario.api)
+        self.scenario = scenario
+        self.workdir = os.path.abspath(workdir)
+        os.makedirs(self.workdir, exist_ok=True)
+        self.tf_devices = devices.configure(scenario.device)  # before any TF op
+        self.variables = layout(scenario.spec)
+        self.adapter = None
+        self.manifest: Manifest | None = None
+        self.last_save: SaveTiming | None = None
+        self._saves = 0
+        self._last_dir = None
+
+    # -- phases ----------------------------------------------------------------
+    def build(self) -> float:
+        """Create the model (zero-filled variables); a previous model is dropped first."""
+        if self.adapter is not None:
+            self.adapter.close()
+            self.adapter = None
+        cls = get_adapter(self.scenario.api)
+        spec = self.scenario.spec
+        t0 = time.perf_counter()
+        self.adapter = cls(self.variables, self.tf_devices, optimizer=spec.optimizer, seed=spec.seed,
+                           max_to_keep=self.scenario.max_to_keep)
+        self.adapter.build()
+        return time.perf_counter() - t0
+
+    def init(self, generation: int = 1) -> float:
+        t0 = time.perf_counter()
+        self.adapter.init(generation)
+        t = time.perf_counter() - t0
+        self.manifest = None  # state changed: fingerprint again at the next save
+        return t
+
+    def save_dir(self) -> str:
+        # the manager keeps its own history in one directory; the others get a fresh one per save
+        if self.scenario.api == "tf2-manager":
+            return os.path.join(self.workdir, "manager")
+        return os.path.join(self.workdir, f"save-{self._saves}")
+
+    def save(self) -> SaveTiming:
+        if self._last_dir and self.scenario.api != "tf2-manager":
+            shutil.rmtree(self._last_dir, ignore_errors=True)  # keep disk use at one checkpoint
+        self._saves += 1
+        directory = self._last_dir = self.save_dir()
+        result = self.adapter.save(directory)
+        self.last_save = SaveTiming(result.return_seconds, result.done_seconds, result.path, result.files)
+        if self.manifest is None:
+            self.manifest = Manifest.from_adapter(self.adapter, meta={"scenario": self.scenario.to_dict()})
+        self.manifest.write(directory)
+        return self.last_save
+
+    def make_durable(self) -> float:
+        """fsync the last save's files and their directories; returns the extra seconds."""
+        t0 = time.perf_counter()
+        fsync_paths(self.last_save.files)
+        return time.perf_counter() - t0
+
+    def restore(self, cold: bool = False) -> float:
+        self.adapter.poison()
+        if cold:
+            drop_cache(self.last_save.files)
+        t0 = time.perf_counter()
+        self.adapter.restore(self.last_save.path)
+        return time.perf_counter() - t0
+
+    def verify(self) -> Verdict:
+        return compare(self.adapter, self.manifest, self.last_save.path)
+
+    def roofline(self) -> dict[str, float]:
+        return roofline.measure(os.path.join(self.workdir, "roofline"), self.state_bytes)
+
+    # -- facts -----------------------------------------------------------------
+    @property
+    def state_bytes(self) -> int:
+        """Bytes of tensors the checkpoint holds (optimizer slots included once known)."""
+        return self.manifest.total_bytes if self.manifest else total_bytes(self.variables)
+
+    def close(self) -> None:
+        if self.adapter is not None:
+            self.adapter.close()
+            self.adapter = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def bare_write_seconds(session: ScenarioSession, repeats: int) -> list[float]:
+    """A bare tf.train.Checkpoint.write loop over the session's live variables, no harness
+    around it: the baseline the harness's own overhead is measured against."""
+    import tensorflow as tf
+
+    ckpt = tf.train.Checkpoint(model=session.adapter.root)
+    prefix = os.path.join(session.workdir, "bare", "ckpt")
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        ckpt.write(prefix)
+        out.append(time.perf_counter() - t0)
+    shutil.rmtree(os.path.dirname(prefix), ignore_errors=True)
+    return out

@@ -1,0 +1,129 @@
+"""Per-phase resource telemetry for the measured process.
+
+A background thread samples RSS (psutil) and, when present, NVML every few
+milliseconds; each phase reads the peaks between `start()` and `stop()`, plus
+the process's I/O bytes, CPU time and ru_maxrss.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import psutil
+
+from . import gpu
+
+_INTERVAL_S = 0.005
+
+
+@dataclass
+class PhaseTelemetry:
+    peak_rss_bytes: int
+    ru_maxrss_bytes: int
+    io_read_bytes: int | None
+    io_write_bytes: int | None
+    cpu_seconds: float
+    nvml_mem_used_bytes: int | None = None
+    nvml_util_pct: float | None = None
+    nvml_power_w: float | None = None
+    gpu_peak_bytes: int | None = None
+
+    def as_row(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _ru_maxrss_bytes() -> int:
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r if sys.platform == "darwin" else r * 1024  # Linux reports KiB
+
+
+class Sampler:
+    def __init__(self, gpu_index: int | None = None, tf_gpu: str | None = None):
+        self.proc = psutil.Process()
+        self.gpu_index = gpu_index if gpu_index is not None and gpu.device_count() > gpu_index else None
+        self.tf_gpu = tf_gpu  # "GPU:0" for tf.config.experimental memory stats
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+        self._reset_peaks()
+
+    def _reset_peaks(self):
+        self._peak_rss = 0
+        self._nvml = {"mem_used_bytes": None, "util_pct": None, "power_w": None}
+
+    def _poll(self):
+        rss = self.proc.memory_info().rss
+        reading = gpu.sample(self.gpu_index) if self.gpu_index is not None else {}
+        with self._lock:
+            self._peak_rss = max(self._peak_rss, rss)
+            for k, v in reading.items():
+                cur = self._nvml.get(k)
+                self._nvml[k] = v if cur is None else max(cur, v)
+
+    def _run(self):
+        while not self._stop.wait(_INTERVAL_S):
+            try:
+                self._poll()
+            except psutil.Error:
+                return
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, name="telemetry", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=1)
+
+    def _io(self):
+        try:
+            io = self.proc.io_counters()
+            return io.read_bytes, io.write_bytes
+        except (psutil.Error, AttributeError):
+            return None, None
+
+    def start(self):
+        """Begin a phase: reset peaks and remember the counters."""
+        with self._lock:
+            self._reset_peaks()
+        self._poll()
+        self._io0 = self._io()
+        self._cpu0 = sum(self.proc.cpu_times()[:2])
+        if self.tf_gpu:
+            try:
+                import tensorflow as tf
+                tf.config.experimental.reset_memory_stats(self.tf_gpu)
+            except Exception:
+                pass
+
+    def stop(self) -> PhaseTelemetry:
+        self._poll()
+        io1 = self._io()
+        gpu_peak = None
+        if self.tf_gpu:
+            try:
+                import tensorflow as tf
+                gpu_peak = int(tf.config.experimental.get_memory_info(self.tf_gpu)["peak"])
+            except Exception:
+                gpu_peak = None
+        with self._lock:
+            nv = dict(self._nvml)
+            peak = self._peak_rss
+        delta = lambda a, b: (b - a) if a is not None and b is not None else None
+        return PhaseTelemetry(
+            peak_rss_bytes=peak,
+            ru_maxrss_bytes=_ru_maxrss_bytes(),
+            io_read_bytes=delta(self._io0[0], io1[0]),
+            io_write_bytes=delta(self._io0[1], io1[1]),
+            cpu_seconds=sum(self.proc.cpu_times()[:2]) - self._cpu0,
+            nvml_mem_used_bytes=nv["mem_used_bytes"],
+            nvml_util_pct=nv["util_pct"],
+            nvml_power_w=nv["power_w"],
+            gpu_peak_bytes=gpu_peak,
+        )
