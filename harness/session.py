@@ -146,17 +146,7 @@ class ScenarioSession:
         self.close()
 
 
-def bare_write_seconds(session: ScenarioSession, repeats: int) -> list[float]:
-    """A bare tf.train.Checkpoint.write loop over the session's live variables, no harness
-    around it: the baseline the harness's own overhead is measured against."""
-    import tensorflow as tf
-
-    ckpt = tf.train.Checkpoint(model=session.adapter.root)
-    prefix = os.path.join(session.workdir, "bare", "ckpt")
-    out = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        ckpt.write(prefix)
-        out.append(time.perf_counter() - t0)
-    shutil.rmtree(os.path.dirname(prefix), ignore_errors=True)
-    return out
+def overhead_ratio(spec: GraphSpec, repeats: int, workdir: str) -> float:
+    """The harness's reported save time over a bare Checkpoint.write loop (see harness/overhead.py)."""
+    from .overhead import measure
+    return measure(spec, repeats, workdir)["reported_ratio"]

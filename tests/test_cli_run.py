@@ -155,3 +155,26 @@ def test_ctrl_c_keeps_finished_results_and_leaves_nothing_behind(tmp_path):
     rows = list(csv.DictReader(open(os.path.join(run_dir, "phases.csv"))))
     assert {r["api"] for r in rows} == {"tf2-checkpoint"}
     assert json.load(open(os.path.join(run_dir, "metadata.json")))["status"] == "interrupted"
+
+
+def test_timeout_kills_worker_and_cleans_up(tmp_path):
+    out = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--api", "tf2-checkpoint", "--size", "1MiB",
+                             "--vars", "4", "--repeat", "1", "--timeout", "1", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = set()
+    parent = psutil.Process(proc.pid)
+    while proc.poll() is None:
+        try:
+            seen.update(parent.children(recursive=True))
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and "exceeded --timeout" in err, err
+    assert "Traceback" not in err
+    assert seen, "the worker was never seen"
+    assert not [p for p in seen if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    run_dir = _run_dir(out)
+    assert os.listdir(run_dir) == ["metadata.json"]
+    assert json.load(open(os.path.join(run_dir, "metadata.json")))["status"] == "failed"
