@@ -22,6 +22,9 @@ COMMANDS = {
     "report": "harness.report.cli:report_main",
 }
 
+# commands that use TensorFlow in this process (run uses it only in its workers)
+_TF_COMMANDS = {"crash", "replay", "catalog", "diagnose"}
+
 API_NAMES = ["tf2-checkpoint", "tf2-manager", "tf1-saver", "keras-weights", "savedmodel", "async-checkpoint"]
 
 
@@ -102,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module_name, func_name = COMMANDS[args.command].split(":")
     try:
+        if args.command in _TF_COMMANDS:
+            from .tfenv import import_tensorflow
+            import_tensorflow()
         func = getattr(importlib.import_module(module_name), func_name)
         return int(func(args) or 0)
     except HarnessError as e:

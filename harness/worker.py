@@ -42,7 +42,8 @@ def main(argv: list[str]) -> int:
         from .session import Scenario
 
         scenario = Scenario.from_dict(job["scenario"])
-        import tensorflow as tf
+        from .tfenv import import_tensorflow
+        tf = import_tensorflow()
         send({"event": "hello", "tf_version": tf.__version__,
               "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]})
         rows = run_scenario(scenario, job["workdir"], int(job["repeats"]), progress=send)
