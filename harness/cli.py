@@ -22,8 +22,8 @@ COMMANDS = {
     "report": "harness.report.cli:report_main",
 }
 
-# commands that use TensorFlow in this process (run uses it only in its workers)
-_TF_COMMANDS = {"crash", "replay", "catalog", "diagnose"}
+# commands that use TensorFlow in this process (run, crash and replay use it only in their workers)
+_TF_COMMANDS = {"catalog", "diagnose"}
 
 API_NAMES = ["tf2-checkpoint", "tf2-manager", "tf1-saver", "keras-weights", "savedmodel", "async-checkpoint"]
 

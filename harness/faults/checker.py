@@ -1,0 +1,335 @@
+"""The long-lived checking process: one TensorFlow import, many restores.
+
+Restoring each crash state in a fresh Python would pay TF's import (seconds)
+per state. The worker instead keeps one adapter per target and, per state:
+asks the API for its latest checkpoint, poisons the live variables, restores,
+and compares fingerprints with the manifests of every save; if the latest
+fails it tries the older checkpoints still on disk. classify.decide() turns the
+attempts into an outcome.
+
+The harness side (`Checker`) gives every state a timeout. A worker that dies
+mid-restore makes that state `crash`, one that overruns makes it `hang`; either
+way it is killed with its process group and a fresh one starts for the next
+state. Restore attempts are cached by the content digest of the checkpoint's
+files: the same bytes restore the same way, and most states share their older
+checkpoints.
+
+Run as `python -m harness.faults.checker FD`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from ..outcomes import Outcome, Verdict
+from . import ipc
+from .classify import Attempt, decide
+from .target import CrashTarget, manifest_name
+
+DEFAULT_TIMEOUT = 60.0
+START_TIMEOUT = 180.0
+
+
+# -- worker side (TensorFlow imported) ------------------------------------------------
+class _Context:
+    def __init__(self):
+        self.adapters = {}
+        self.manifests = {}
+        self.attempts = {}   # (target key, prefix digest) -> Attempt as dict
+
+    def adapter(self, target: CrashTarget):
+        key = json.dumps(target.to_dict(), sort_keys=True)
+        if key not in self.adapters:
+            self.adapters[key] = target.make_adapter()
+        return key, self.adapters[key]
+
+    def manifest_set(self, directory: str, k: int) -> dict:
+        from ..oracle.manifest import Manifest
+
+        if directory not in self.manifests:
+            self.manifests[directory] = {g: Manifest.load(os.path.join(directory, manifest_name(g)))
+                                         for g in range(1, k + 1)}
+        return self.manifests[directory]
+
+
+def _names(items, show: int = 3) -> str:
+    items = sorted(items)
+    return ", ".join(items[:show]) + (f" (+{len(items) - show} more)" if len(items) > show else "")
+
+
+def _judge_values(adapter, manifests: dict, k: int) -> tuple[int | None, str]:
+    """(generation the live state equals, or None with a one-line account of the difference)."""
+    from ..oracle.check import live_fingerprints
+
+    uninit = adapter.uninitialized()
+    if uninit:
+        return None, f"{len(uninit)} variable(s) uninitialized after restore: {_names(uninit)}"
+    live = live_fingerprints(adapter)
+    for g in range(k, 0, -1):
+        entries = manifests[g].entries
+        if set(entries) == set(live) and all(live[n] == e.digest for n, e in entries.items()):
+            return g, ""
+    parts = []
+    for g in (k, k - 1):
+        if g < 1:
+            continue
+        entries = manifests[g].entries
+        differ = [n for n, e in entries.items() if live.get(n) != e.digest]
+        parts.append(f"{len(differ)} of {len(entries)} variable(s) differ from save {g}"
+                     + (f" ({_names(differ)})" if g == k else ""))
+    return None, "; ".join(parts)
+
+
+def _poison(adapter) -> None:
+    """Overwrite the live state before a restore.
+
+    tf1-saver's own poison() opens a fresh Session (every variable uninitialized,
+    as in a new process), and a fresh Session re-plans the restore graph: ~80 ms
+    per restore here. Re-running the initializer (zeros) in the same Session
+    poisons just as surely (no save is all zeros) in well under a millisecond.
+    """
+    init_op = getattr(adapter, "init_op", None)
+    sess = getattr(adapter, "sess", None)
+    if adapter.api == "tf1-saver" and init_op is not None and sess is not None:
+        sess.run(init_op)
+    else:
+        adapter.poison()
+
+
+def _attempt(ctx, key, adapter, state_dir, rel, digest, manifests, k, channel) -> Attempt:
+    from .state import error_summary, normalize_name
+
+    cache_key = (key, id(manifests), digest) if digest else None
+    if cache_key in ctx.attempts:
+        return Attempt.from_dict({**ctx.attempts[cache_key], "path": rel})
+    channel.send({"event": "attempt", "path": rel})
+    _poison(adapter)
+    try:
+        adapter.restore(os.path.join(state_dir, rel))
+    except Exception as e:  # a failed restore is a finding
+        att = Attempt(rel, False, normalize_name(error_summary(e, state_dir)))
+    else:
+        try:
+            gen, why = _judge_values(adapter, manifests, k)
+            att = Attempt(rel, True, generation=gen, mismatch=why)
+        except Exception as e:  # reading values back failed: the restore did not really work
+            att = Attempt(rel, False, "after restore: " + normalize_name(error_summary(e, state_dir)))
+    if cache_key:
+        ctx.attempts[cache_key] = att.to_dict()
+    return att
+
+
+def _sort_key(rel: str):
+    tail = rel.rsplit("-", 1)[-1]
+    return (int(tail) if tail.isdigit() else -1, rel)
+
+
+def check_state(ctx: _Context, req: dict, channel) -> dict:
+    from .state import error_summary, normalize_name
+
+    target = CrashTarget.from_dict(req["target"])
+    key, adapter = ctx.adapter(target)
+    k = target.k
+    manifests = ctx.manifest_set(req["manifest_dir"], k)
+    state_dir = req["state_dir"]
+    digests = req.get("prefix_digests", {})
+    latest_rel, latest_error, latest = None, "", None
+    try:
+        found = adapter.latest(state_dir)
+        if found:
+            latest_rel = os.path.relpath(found, state_dir)
+            if latest_rel.startswith(".."):  # judge the state's own files only
+                latest_rel, latest_error = None, f"the checkpoint state file points outside the directory: {found}"
+    except Exception as e:  # e.g. an unreadable `checkpoint` state file
+        latest_error = normalize_name(error_summary(e, state_dir))
+    if latest_rel is not None:
+        latest = _attempt(ctx, key, adapter, state_dir, latest_rel, digests.get(latest_rel), manifests, k, channel)
+    older = []
+    if latest is None or not latest.restored:
+        for rel in sorted(digests, key=_sort_key, reverse=True):
+            if rel == latest_rel:
+                continue
+            att = _attempt(ctx, key, adapter, state_dir, rel, digests[rel], manifests, k, channel)
+            older.append(att)
+            if att.restored and att.generation is not None:
+                break
+    verdict = decide(k, latest, latest_error, older)
+    return {"event": "result", "outcome": verdict.outcome.value, "detail": verdict.detail,
+            "latest": latest.to_dict() if latest else None, "latest_error": latest_error,
+            "older": [a.to_dict() for a in older]}
+
+
+def worker_main(argv: list[str]) -> int:
+    os.dup2(2, 1)  # TF's prints go to the log, never into the protocol
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    channel = ipc.Channel.from_fd(int(argv[0]))
+    import tensorflow as tf
+
+    ctx = _Context()
+    channel.send({"event": "ready", "tf_version": tf.__version__, "pid": os.getpid()})
+    while True:
+        try:
+            req = channel.recv()
+        except ipc.ChannelClosed:
+            return 0
+        if req.get("cmd") == "exit":
+            return 0
+        if req.get("cmd") == "warm":  # build the model now, outside any timed check
+            try:
+                ctx.adapter(CrashTarget.from_dict(req["target"]))
+                channel.send({"event": "warm"})
+            except Exception as e:
+                from ..oracle.check import error_line
+                channel.send({"event": "failed", "error": error_line(e)})
+            continue
+        try:
+            channel.send(check_state(ctx, req, channel))
+        except ipc.ChannelClosed:
+            return 0
+        except Exception as e:  # a bug or a bad request: report, stay alive
+            from ..oracle.check import error_line
+            channel.send({"event": "failed", "error": error_line(e)})
+
+
+# -- harness side -------------------------------------------------------------------------
+def _exit_text(code) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 4096))
+            lines = [l.strip() for l in f.read().decode(errors="replace").splitlines() if l.strip()]
+        return lines[-1][:200] if lines else ""
+    except OSError:
+        return ""
+
+
+class Checker:
+    """Client of one worker process; replaces the worker when it dies or hangs."""
+
+    def __init__(self, log_path: str, timeout: float = DEFAULT_TIMEOUT):
+        self.log_path = log_path
+        self.timeout = timeout
+        self.proc = None
+        self.ch = None
+        self.tf_version = ""
+        self.restarts = 0
+        self.checked = 0
+        self.busy_seconds = 0.0
+
+    def start(self) -> "Checker":
+        if self.proc is not None:
+            return self
+        from .saver_control import child_env
+
+        self.ch, theirs = ipc.pair()
+        self._log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "harness.faults.checker", str(theirs.fileno())],
+                                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                                         stdout=self._log, stderr=self._log, env=child_env(),
+                                         start_new_session=True)
+        finally:
+            theirs.close()
+        try:
+            hello = self.ch.recv(START_TIMEOUT)
+        except (TimeoutError, ipc.ChannelClosed):
+            self._kill()
+            from ..errors import ResourceError
+            raise ResourceError(f"the checking process did not start (log: {self.log_path})") from None
+        self.tf_version = hello.get("tf_version", "")
+        return self
+
+    def _kill(self) -> int | None:
+        from .saver_control import kill_group
+
+        code = None
+        if self.proc is not None:
+            kill_group(self.proc)
+            code = self.proc.returncode
+            self._log.close()
+        if self.ch is not None:
+            self.ch.close()
+        self.proc, self.ch = None, None
+        return code
+
+    def warm(self, target: CrashTarget) -> None:
+        """Build the target's model in the worker ahead of the first state."""
+        self.start()
+        self.ch.send({"cmd": "warm", "target": target.to_dict()})
+        msg = self.ch.recv(START_TIMEOUT)
+        if msg.get("event") != "warm":
+            raise RuntimeError(f"the checker could not build {target.api}: {msg.get('error')}")
+
+    def check(self, target: CrashTarget, state_dir: str, manifest_dir: str,
+              prefix_digests: dict[str, str]) -> tuple[Verdict, dict]:
+        """Outcome of one materialized state, and the attempts behind it."""
+        self.start()
+        req = {"cmd": "check", "target": target.to_dict(), "state_dir": os.path.abspath(state_dir),
+               "manifest_dir": os.path.abspath(manifest_dir), "prefix_digests": prefix_digests}
+        t0 = time.monotonic()
+        deadline = t0 + self.timeout
+        current = "the latest checkpoint"
+        try:
+            self.ch.send(req)
+            while True:
+                msg = self.ch.recv(deadline - time.monotonic())
+                if msg.get("event") == "attempt":
+                    current = msg["path"]
+                    continue
+                if msg.get("event") == "failed":
+                    raise RuntimeError(f"checker failed on {state_dir}: {msg.get('error')}")
+                return Verdict(Outcome(msg["outcome"]), msg["detail"]), msg
+        except TimeoutError:
+            self._kill()
+            self.restarts += 1
+            return Verdict(Outcome.HANG, f"restoring {current} did not finish within {self.timeout:.0f}s "
+                                         f"(checker killed)"), {}
+        except ipc.ChannelClosed:
+            log_tail = _last_line(self.log_path)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+            code = self._kill()
+            self.restarts += 1
+            return Verdict(Outcome.CRASH, f"the restoring process died ({_exit_text(code)}) while restoring "
+                                          f"{current}" + (f": {log_tail}" if log_tail else "")), {}
+        finally:
+            self.checked += 1
+            self.busy_seconds += time.monotonic() - t0
+
+    def close(self) -> None:
+        if self.proc is not None and self.ch is not None:
+            try:
+                self.ch.send({"cmd": "exit"})
+                self.proc.wait(5)
+            except (ipc.ChannelClosed, subprocess.TimeoutExpired, OSError):
+                pass
+        self._kill()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+if __name__ == "__main__":
+    code = worker_main(sys.argv[1:])
+    sys.stderr.flush()
+    os._exit(code)  # skip TF's slow interpreter teardown: nothing is left to flush

@@ -1,0 +1,74 @@
+"""`ckpt-harness crash` and `ckpt-harness replay`: argument checks and printing only."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+from ..errors import ResourceError, UsageError
+from ..specs import GraphSpec
+from ..units import format_bytes, parse_positive_int, parse_size
+
+MAX_CRASH_STATE_BYTES = 256 * 1024**2   # states are held in memory
+MAX_TRACE_STATE_BYTES = 64 * 1024**2    # trace: one state per write of ~1 MiB, each a new file version
+
+
+def _writable(path: str) -> str:
+    path = os.path.abspath(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ResourceError(f"cannot write to results directory {path}: {e.strerror or e}") from None
+    return path
+
+
+def config_from_args(args):
+    from .campaign import CRASH_APIS, DEFAULT_APIS, CrashConfig
+    from . import strace
+
+    apis = tuple(dict.fromkeys(args.api or DEFAULT_APIS))
+    for api in apis:
+        if api not in CRASH_APIS:
+            raise UsageError(f"crash does not support api {api!r}; choose from {', '.join(CRASH_APIS)}")
+    size = parse_size(args.size)
+    cap = MAX_TRACE_STATE_BYTES if args.mode == "trace" else MAX_CRASH_STATE_BYTES
+    if size > cap:
+        raise UsageError(f"--size {args.size} is too large for --mode {args.mode} (crash states are held in "
+                         f"memory); use at most {format_bytes(cap)}")
+    n_vars = parse_positive_int(args.vars, "--vars")
+    trials = parse_positive_int(args.trials, "--trials")
+    if args.mode == "trace":
+        strace.require()
+    if args.model != "process" and args.mode != "trace":
+        raise UsageError("--model applies to --mode trace only")
+    spec = GraphSpec(n_vars=n_vars, state_bytes=size, seed=args.seed)
+    out = _writable(args.out or os.path.join("results", "crash"))
+    return CrashConfig(mode=args.mode, apis=apis, model=args.model, trials=trials, seed=args.seed,
+                       spec=spec, out=out, quiet=bool(args.quiet))
+
+
+def crash_main(args) -> int:
+    from .campaign import Campaign
+
+    cfg = config_from_args(args)
+    campaign = Campaign(cfg)
+    campaign.run()
+    print(campaign.summary())
+    return 0
+
+
+def replay_main(args) -> int:
+    from .cases import replay
+
+    verdict, case = replay(args.case_dir)
+    recorded = case["outcome"]
+    same = verdict.outcome.value == recorded
+    print(f"replayed {args.case_dir}: {verdict.outcome.value} "
+          f"({'same as recorded' if same else 'DIFFERENT from the recorded ' + recorded})")
+    print(f"  api {case['api']}, mode {case['mode']}, model {case.get('model', '')}; fault: {case['fault']}")
+    print(f"  detail: {verdict.detail}")
+    if not same:
+        print(f"  recorded detail: {case.get('detail', '')}")
+    return 0 if same else 1

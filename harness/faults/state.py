@@ -1,0 +1,225 @@
+"""A crash state: the exact contents of a checkpoint directory, held in memory.
+
+Every mode produces `CrashState`s (a `DirImage` plus what was done to get it);
+the campaign materializes each in a fresh directory for the checker and keeps
+failing ones as case folders. Checkpoints here are small (the harness makes
+them itself), so whole files in memory are fine and make states cheap to
+derive from each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+_TEMPSTATE = re.compile(r"\.tempstate\d*")
+_CKPT_TMP = re.compile(r"^checkpoint\.tmp[0-9a-f]*$")
+
+
+def is_orphan(rel: str) -> bool:
+    """Temporary files a save leaves behind when it does not finish.
+
+    TF's bundle writer uses `<prefix>_temp/` folders and `*.tempstate<N>` files;
+    the checkpoint state file is written as `checkpoint.tmp<uuid>` and renamed.
+    """
+    parts = rel.split("/")
+    if any(p.endswith("_temp") for p in parts[:-1]):
+        return True
+    name = parts[-1]
+    return ".tempstate" in name or bool(_CKPT_TMP.match(name))
+
+
+def normalize_name(path: str) -> str:
+    """Drop the random parts of temp names so the same event reads the same in every run."""
+    path = _TEMPSTATE.sub(".tempstate*", path)
+    return re.sub(r"checkpoint\.tmp[0-9a-f]+", "checkpoint.tmp*", path)
+
+
+def clean_error(text: str, *dirs: str) -> str:
+    """An error line without scratch paths (they differ per state and on replay) or TF's op prefix."""
+    for d in sorted({p for d in dirs if d for p in (d, os.path.realpath(d))}, key=len, reverse=True):
+        text = text.replace(d + "/", "").replace(d, ".")
+    return re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
+
+
+class _DigestCache:
+    """Content digests by object identity: states derived from one another share their
+    unchanged files as the same bytes objects, so most files are hashed once per run."""
+
+    def __init__(self, size: int = 256):
+        self.size = size
+        self.items: OrderedDict[int, tuple[bytes, str]] = OrderedDict()
+
+    def __call__(self, data: bytes) -> str:
+        hit = self.items.get(id(data))
+        if hit is not None and hit[0] is data:
+            self.items.move_to_end(id(data))
+            return hit[1]
+        digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+        self.items[id(data)] = (data, digest)  # holding the object keeps its id unique
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return digest
+
+
+file_digest = _DigestCache()
+
+
+_NOISE = ("Detected at node", "Node:", "File \"", "Original stack", "Traceback")
+
+
+def error_summary(exc: BaseException, *dirs: str) -> str:
+    """'Type: the informative line' of a TF error, scratch paths removed.
+
+    Graph-mode errors start with headers ('Graph execution error:', 'Original
+    error:') and stack frames; the line that says what went wrong comes later.
+    """
+    lines = [l.rstrip() for l in str(exc).splitlines() if l.strip()]
+    useful = [l for l in lines if not l.endswith(":") and not l[:1].isspace() and not l.startswith(_NOISE)]
+    line = (useful or lines or [""])[0]
+    return clean_error(f"{type(exc).__name__}: {line}", *dirs)
+
+
+@dataclass
+class DirImage:
+    files: dict[str, bytes] = field(default_factory=dict)   # relative path -> content
+    dirs: set[str] = field(default_factory=set)             # relative paths of sub-directories
+
+    @classmethod
+    def load(cls, root: str) -> "DirImage":
+        img = cls()
+        for dirpath, dirnames, filenames in os.walk(root):
+            rel_dir = os.path.relpath(dirpath, root)
+            for d in dirnames:
+                img.dirs.add(os.path.normpath(os.path.join(rel_dir, d)))
+            for f in filenames:
+                with open(os.path.join(dirpath, f), "rb") as fh:
+                    img.files[os.path.normpath(os.path.join(rel_dir, f))] = fh.read()
+        return img
+
+    def copy(self) -> "DirImage":
+        return DirImage(dict(self.files), set(self.dirs))
+
+    def materialize(self, root: str) -> None:
+        """Write this image into `root` (created; must not hold anything else)."""
+        os.makedirs(root, exist_ok=True)
+        for d in sorted(self.dirs, key=len):
+            os.makedirs(os.path.join(root, d), exist_ok=True)
+        for rel, data in self.files.items():
+            path = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as f:
+                f.write(data)
+
+    def digest(self) -> str:
+        """Identity of the whole state: equal digests, equal directories."""
+        h = hashlib.blake2b(digest_size=16)
+        for d in sorted(self.dirs):
+            h.update(b"D" + d.encode() + b"\0")
+        for rel in sorted(self.files):
+            h.update(b"F" + rel.encode() + b"\0" + file_digest(self.files[rel]).encode())
+        return h.hexdigest()
+
+    def prefix_digest(self, prefix_rel: str) -> str:
+        """Identity of one checkpoint (the files `<prefix>.*`): what a restore of it reads."""
+        h = hashlib.blake2b(digest_size=16)
+        for rel in sorted(self.files):
+            if rel.startswith(prefix_rel + "."):
+                h.update(rel.encode() + b"\0" + file_digest(self.files[rel]).encode())
+        return h.hexdigest()
+
+    def prefixes(self) -> list[str]:
+        """Checkpoint prefixes present (those with an index), temp folders excluded."""
+        return sorted(rel[: -len(".index")] for rel in self.files
+                      if rel.endswith(".index") and not is_orphan(rel))
+
+    def relocated(self, origin: str) -> "DirImage":
+        """This image with absolute paths under `origin` in checkpoint state files made relative.
+
+        tf1-saver records absolute paths in `checkpoint`; a state materialized anywhere
+        else (a scratch dir, a case folder) would otherwise restore the files at the
+        place it came from, not its own.
+        """
+        roots = sorted({origin, os.path.realpath(origin)}, key=len, reverse=True)
+        pattern = re.compile(b'"(?:' + b"|".join(re.escape(r.encode()) for r in roots) + b')/[^"]*/')
+        out = None
+        for rel, data in self.files.items():
+            name = rel.rsplit("/", 1)[-1]
+            if name == "checkpoint" or _CKPT_TMP.match(name):
+                new = pattern.sub(b'"', data)
+                if new != data:
+                    out = out or self.copy()
+                    out.files[rel] = new
+        return out or self
+
+    def orphan_bytes(self) -> int:
+        return sum(len(d) for rel, d in self.files.items() if is_orphan(rel))
+
+    def total_bytes(self) -> int:
+        return sum(len(d) for d in self.files.values())
+
+    def listing(self) -> list[dict]:
+        return [{"path": rel, "bytes": len(self.files[rel])} for rel in sorted(self.files)]
+
+
+class BlobStore:
+    """Materializes images with hard links to content-addressed blobs.
+
+    A state differs from its neighbours in one file or two; writing every file of
+    every state would cost the whole checkpoint per state. The checker only reads,
+    so linking is safe; the most recently used blobs are kept, the rest removed.
+    """
+
+    def __init__(self, root: str, keep: int = 32):
+        self.root, self.keep = root, keep
+        self.used: OrderedDict[str, None] = OrderedDict()
+        os.makedirs(root, exist_ok=True)
+
+    def _blob(self, data: bytes) -> str:
+        digest = file_digest(data)
+        path = os.path.join(self.root, digest)
+        if not os.path.exists(path):
+            tmp = path + ".tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        self.used[digest] = None
+        self.used.move_to_end(digest)
+        return path
+
+    def materialize(self, image: DirImage, root: str) -> None:
+        os.makedirs(root, exist_ok=True)
+        for d in sorted(image.dirs, key=len):
+            os.makedirs(os.path.join(root, d), exist_ok=True)
+        for rel, data in image.files.items():
+            path = os.path.join(root, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            blob = self._blob(data)
+            try:
+                os.link(blob, path)
+            except OSError:  # a file system without hard links: copy
+                shutil.copyfile(blob, path)
+        while len(self.used) > self.keep:
+            old, _ = self.used.popitem(last=False)
+            try:
+                os.unlink(os.path.join(self.root, old))
+            except FileNotFoundError:
+                pass
+
+
+@dataclass
+class CrashState:
+    fault: str               # one line: what was done to make this state
+    fault_kind: str          # coarse family, for capping case folders, e.g. "truncate-index"
+    image: DirImage
+    ops: list = field(default_factory=list)    # the operations applied (strace.Op or dicts)
+    note: str = ""           # e.g. how the saving process ended, the error the save raised
+    meta: dict = field(default_factory=dict)   # mode-specific facts for case.json
+    state_id: str = ""       # unique within a run; given by the campaign
+
+    def ops_dicts(self) -> list[dict]:
+        return [op.to_dict() if hasattr(op, "to_dict") else dict(op) for op in self.ops]
