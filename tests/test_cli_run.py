@@ -75,14 +75,19 @@ def test_bad_input_is_one_line(args, needle, tmp_path):
     assert "Traceback" not in p.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a size-capped tmpfs needs root")
 def test_disk_check_before_starting(tmp_path):
-    # more state than the disk holding --scratch has free (RAM check passes for 20 GiB of 24)
-    free = psutil.disk_usage(str(tmp_path)).free
-    avail = psutil.virtual_memory().available
-    if free > avail * 0.6:
-        pytest.skip("this machine has more free disk than RAM; the RAM check would answer first")
-    p = run_cli("run", "--size", str(int(free * 1.1)), "--out", str(tmp_path), timeout=60)
-    assert p.returncode == 2 and "disk" in p.stderr
+    # a 32 MiB filesystem as --scratch: 200 MiB of state fits in RAM but not on that disk
+    scratch = tmp_path / "small"
+    scratch.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(scratch)], check=True)
+    try:
+        p = run_cli("run", "--size", "200MiB", "--scratch", str(scratch), "--out", str(tmp_path / "runs"),
+                    timeout=60)
+    finally:
+        subprocess.run(["umount", str(scratch)], check=True)
+    assert p.returncode == 2 and "of disk" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not os.listdir(tmp_path / "runs")  # refused before creating a run
 
 
 def test_help_and_list_do_not_import_tensorflow():
