@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 
@@ -61,3 +62,17 @@ def drop_cache(paths: list[str]) -> None:
 
 def remove_tree(path: str | os.PathLike) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+def ensure_writable_dir(path: str | os.PathLike, what: str) -> str:
+    """Create `path` if needed and prove we can write there, before any work starts."""
+    from .errors import ResourceError
+
+    path = os.path.abspath(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ResourceError(f"cannot write to {what} {path}: {e.strerror or e}") from None
+    return path

@@ -23,7 +23,8 @@ import psutil
 
 from . import metadata
 from .devices import check_available, parse_device
-from .errors import ResourceError, UsageError
+from .errors import ResourceError
+from .fsio import ensure_writable_dir
 from .results import PHASE_COLUMNS, atomic_write_csv, atomic_write_json, new_run_id
 from .savers import check_api
 from .session import Scenario
@@ -73,17 +74,6 @@ def check_resources(scenarios: list[Scenario], scratch: str) -> None:
         if disk > free_disk:
             raise ResourceError(f"{sc.name} needs about {format_bytes(disk)} of disk in {scratch} but only "
                                 f"{format_bytes(free_disk)} is free")
-
-
-def _writable_dir(path: str, what: str) -> str:
-    path = os.path.abspath(path)
-    try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as e:
-        raise ResourceError(f"cannot write to {what} {path}: {e.strerror or e}") from None
-    return path
 
 
 class _Terminated(Exception):
@@ -202,8 +192,8 @@ def main(args) -> int:
     scenarios = plan(args)
     repeats = parse_positive_int(args.repeat, "--repeat")
     timeout = float(parse_positive_int(args.timeout, "--timeout"))
-    out_root = _writable_dir(args.out or DEFAULT_OUT, "output directory")
-    scratch_root = _writable_dir(args.scratch, "scratch directory") if args.scratch else out_root
+    out_root = ensure_writable_dir(args.out or DEFAULT_OUT, "output directory")
+    scratch_root = ensure_writable_dir(args.scratch, "scratch directory") if args.scratch else out_root
     check_resources(scenarios, scratch_root)
 
     run_id = new_run_id("run")

@@ -8,7 +8,6 @@ outside the timed region.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import time

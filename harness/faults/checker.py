@@ -234,23 +234,10 @@ class Checker:
     def start(self) -> "Checker":
         if self.proc is not None:
             return self
-        from .saver_control import child_env
+        from .saver_control import start_child
 
-        self.ch, theirs = ipc.pair()
         self._log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "harness.faults.checker", str(theirs.fileno())],
-                                         pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                                         stdout=self._log, stderr=self._log, env=child_env(),
-                                         start_new_session=True)
-        finally:
-            theirs.close()
-        try:
-            hello = self.ch.recv(START_TIMEOUT)
-        except (TimeoutError, ipc.ChannelClosed):
-            self._kill()
-            from ..errors import ResourceError
-            raise ResourceError(f"the checking process did not start (log: {self.log_path})") from None
+        self.proc, self.ch, hello = start_child("harness.faults.checker", self._log, "checking")
         self.tf_version = hello.get("tf_version", "")
         return self
 

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 
-from ..errors import ResourceError, UsageError
+from ..errors import UsageError
+from ..fsio import ensure_writable_dir
 from ..specs import GraphSpec
 from ..units import format_bytes, parse_positive_int, parse_size
 
 MAX_CRASH_STATE_BYTES = 256 * 1024**2   # states are held in memory
 MAX_TRACE_STATE_BYTES = 64 * 1024**2    # trace: one state per write of ~1 MiB, each a new file version
-
-
-def _writable(path: str) -> str:
-    path = os.path.abspath(path)
-    try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as e:
-        raise ResourceError(f"cannot write to results directory {path}: {e.strerror or e}") from None
-    return path
 
 
 def config_from_args(args):
@@ -44,7 +33,7 @@ def config_from_args(args):
     if args.model != "process" and args.mode != "trace":
         raise UsageError("--model applies to --mode trace only")
     spec = GraphSpec(n_vars=n_vars, state_bytes=size, seed=args.seed)
-    out = _writable(args.out or os.path.join("results", "crash"))
+    out = ensure_writable_dir(args.out or os.path.join("results", "crash"), "results directory")
     return CrashConfig(mode=args.mode, apis=apis, model=args.model, trials=trials, seed=args.seed,
                        spec=spec, out=out, quiet=bool(args.quiet))
 

@@ -26,6 +26,24 @@ def child_env() -> dict:
     return env
 
 
+def start_child(module: str, log, what: str):
+    """Start `python -m MODULE FD` in its own session, talking over a channel on FD, and wait
+    for its hello (it has imported TF by then). Returns (process, channel, hello)."""
+    ch, theirs = ipc.pair()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", module, str(theirs.fileno())],
+                                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                env=child_env(), start_new_session=True)
+    finally:
+        theirs.close()
+    try:
+        return proc, ch, ch.recv(START_TIMEOUT)
+    except (TimeoutError, ipc.ChannelClosed):
+        kill_group(proc)
+        ch.close()
+        raise ResourceError(f"the {what} process did not start (log: {log.name})") from None
+
+
 class Zygote:
     def __init__(self, log_path: str):
         self.log_path = log_path
@@ -34,20 +52,8 @@ class Zygote:
         self.tf_version = ""
 
     def start(self) -> "Zygote":
-        self.ch, theirs = ipc.pair()
         self._log = open(self.log_path, "ab")
-        try:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "harness.faults.saver_child", str(theirs.fileno())],
-                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-                env=child_env(), start_new_session=True)
-        finally:
-            theirs.close()
-        try:
-            hello = self.ch.recv(START_TIMEOUT)
-        except (TimeoutError, ipc.ChannelClosed):
-            self.close()
-            raise ResourceError(f"the saving process did not start (log: {self.log_path})") from None
+        self.proc, self.ch, hello = start_child("harness.faults.saver_child", self._log, "saving")
         self.tf_version = hello.get("tf_version", "")
         return self
 

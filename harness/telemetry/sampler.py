@@ -10,7 +10,6 @@ from __future__ import annotations
 import resource
 import sys
 import threading
-import time
 from dataclasses import dataclass
 
 import psutil
