@@ -3,6 +3,7 @@ roofline and the oracle's verdicts, as rows of phases.csv."""
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from typing import Callable
@@ -37,6 +38,10 @@ def run_scenario(scenario: Scenario, workdir: str, repeats: int, progress: Emit 
     try:
         with Sampler(gpu_index=gpu_index, tf_gpu=f"GPU:{gpu_index}" if gpu_index is not None else None) as sampler:
             def record(phase, repeat, fn):
+                if phase in IO_PHASES and phase != "save_durable":
+                    # start with no dirty pages of an earlier phase; save_durable must find the
+                    # save's own dirty pages still there, since flushing them is what it times
+                    os.sync()
                 sampler.start()
                 seconds, extra = fn()
                 row = dict(base, phase=phase, repeat=repeat, seconds=seconds, **sampler.stop().as_row())

@@ -86,9 +86,9 @@ class Manifest:
                         for k, e in self.entries.items()},
         }
 
-    def write(self, directory: str, name: str = MANIFEST_NAME) -> str:
+    def write(self, directory: str, name: str = MANIFEST_NAME, durable: bool = True) -> str:
         path = os.path.join(directory, name)
-        atomic_write_json(path, self.to_dict())
+        atomic_write_json(path, self.to_dict(), durable)
         return path
 
     @classmethod
