@@ -8,6 +8,7 @@ state), so the oracle can compare any API's checkpoint with any manifest.
 
 from __future__ import annotations
 
+import abc
 import glob
 import os
 import time
@@ -32,7 +33,7 @@ class SaveResult:
     done_seconds: float = 0.0      # until the checkpoint was complete (differs for async)
 
 
-class SaverAdapter:
+class SaverAdapter(abc.ABC):
     api = ""
     supports_optimizer = True
 
@@ -64,8 +65,9 @@ class SaverAdapter:
         return self.devices[index % len(self.devices)]
 
     # -- lifecycle -------------------------------------------------------------
+    @abc.abstractmethod
     def build(self) -> None:
-        raise NotImplementedError
+        """See the module docstring."""
 
     def init(self, generation: int = 1) -> None:
         """Give every variable its deterministic values; with an optimizer, one real Adam step."""
@@ -74,34 +76,39 @@ class SaverAdapter:
         if self.optimizer:
             self.train_step()
 
+    @abc.abstractmethod
     def assign(self, name: str, value: np.ndarray) -> None:
-        raise NotImplementedError
+        """See the module docstring."""
 
     def train_step(self) -> None:
-        raise NotImplementedError
+        raise UsageError(f"{self.api} has no optimizer to step")
 
+    @abc.abstractmethod
     def save(self, directory: str) -> SaveResult:
-        raise NotImplementedError
+        """See the module docstring."""
 
+    @abc.abstractmethod
     def latest(self, directory: str) -> str | None:
-        raise NotImplementedError
+        """See the module docstring."""
 
+    @abc.abstractmethod
     def poison(self) -> None:
         """Overwrite the live state so a restore that writes nothing cannot pass as complete."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def restore(self, path: str) -> None:
-        raise NotImplementedError
+        """See the module docstring."""
 
+    @abc.abstractmethod
     def iter_values(self) -> Iterator[tuple[str, np.ndarray]]:
-        raise NotImplementedError
+        """See the module docstring."""
 
+    @abc.abstractmethod
     def checkpoint_names(self, path: str) -> dict[str, tuple[tuple[int, ...], str]]:
         """Logical name -> (shape, dtype) of what the checkpoint at `path` holds.
 
         Keys this adapter cannot map come back as "?<raw key>" so they count as unexpected.
         """
-        raise NotImplementedError
 
     def uninitialized(self) -> list[str]:
         return []
