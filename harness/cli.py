@@ -9,6 +9,7 @@ import sys
 
 from . import __version__
 from .errors import HarnessError
+from .savers import API_NAMES  # the registry; importing it does not import TensorFlow
 
 # command -> "module:function"; the function takes the parsed args, returns an exit code
 COMMANDS = {
@@ -25,7 +26,6 @@ COMMANDS = {
 # commands that use TensorFlow in this process (run, crash and replay use it only in their workers)
 _TF_COMMANDS = {"catalog", "diagnose"}
 
-API_NAMES = ["tf2-checkpoint", "tf2-manager", "tf1-saver", "keras-weights", "savedmodel", "async-checkpoint"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -12,6 +12,8 @@ from ..errors import UsageError
 
 _REGISTRY = {
     "tf2-checkpoint": ("tf2", "TF2Checkpoint", "tf.train.Checkpoint write/read"),
+    "tf2-restore-on-create": ("tf2", "TF2RestoreOnCreate",
+                              "Checkpoint.write; restore by read() into an empty model, variables restored as created"),
     "tf2-manager": ("tf2", "TF2Manager", "tf.train.CheckpointManager save (max_to_keep) / restore latest"),
     "tf1-saver": ("tf1", "TF1Saver", "tf.compat.v1 graph + Session + Saver save/restore"),
     "keras-weights": ("keras_weights", "KerasWeights", "Keras Model.save_weights / load_weights (.weights.h5)"),

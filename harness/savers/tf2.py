@@ -19,11 +19,11 @@ _SLOT_MARK = "/.OPTIMIZER_SLOT/optimizer/"
 _BOOKKEEPING = {"_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter"}
 
 
-def build_module_tree(variables, device_for):
+def build_module_tree(variables, device_for, root=None):
     """A tf.Module tree with one attribute per scope; returns (root, {logical name: tf.Variable})."""
     import tensorflow as tf
 
-    root = tf.Module(name="model")
+    root = root if root is not None else tf.Module(name="model")
     by_name = {}
     for i, v in enumerate(variables):
         *scopes, leaf = v.name.split("/")
@@ -207,3 +207,29 @@ class AsyncCheckpoint(TF2Checkpoint):
         ckpt = getattr(self, "ckpt", None)
         if ckpt is not None:
             ckpt.sync()
+
+
+class TF2RestoreOnCreate(TF2Checkpoint):
+    """Saved like tf2-checkpoint; restored the way a restarted process restores: Checkpoint.read()
+    into an empty model, then every variable is created and TF restores it as it is attached
+    (deferred restoration). Each variable is read on its own, so restore never holds a second
+    copy of the state, unlike read() into a live model, which loads every tensor first."""
+
+    api = "tf2-restore-on-create"
+    supports_optimizer = False  # Adam slots would be created only by the next training step
+
+    def poison(self) -> None:
+        # drop the live model: the point of this API is restoring without one
+        self.root, self.vars, self.ckpt = None, {}, None
+        import gc
+        gc.collect()
+
+    def restore(self, path: str) -> None:
+        import tensorflow as tf
+
+        root = tf.Module(name="model")
+        ckpt = tf.train.Checkpoint(model=root)
+        status = ckpt.read(path)
+        self.root, self.vars = build_module_tree(self.variables, self.device_for, root=root)
+        self.ckpt = ckpt
+        status.expect_partial()
