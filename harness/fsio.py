@@ -7,7 +7,6 @@ cold one without root: write back (fsync), then POSIX_FADV_DONTNEED.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -17,10 +16,6 @@ def files_under(path: str | os.PathLike) -> list[str]:
     if p.is_file():
         return [str(p)]
     return sorted(str(f) for f in p.rglob("*") if f.is_file())
-
-
-def tree_bytes(path: str | os.PathLike) -> int:
-    return sum(os.path.getsize(f) for f in files_under(path))
 
 
 def fsync_file(path: str) -> None:
@@ -58,10 +53,6 @@ def drop_cache(paths: list[str]) -> None:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
         finally:
             os.close(fd)
-
-
-def remove_tree(path: str | os.PathLike) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 def ensure_writable_dir(path: str | os.PathLike, what: str) -> str:

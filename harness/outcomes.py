@@ -100,6 +100,3 @@ class Verdict:
     def as_dict(self) -> dict:
         return {"outcome": self.outcome.value, "detail": self.detail}
 
-
-def parse(word: str) -> Outcome:
-    return Outcome(word.strip().lower())

@@ -11,7 +11,6 @@ from __future__ import annotations
 import abc
 import glob
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Iterator
 
@@ -115,12 +114,6 @@ class SaverAdapter(abc.ABC):
 
     def close(self) -> None:
         pass
-
-
-def timed(fn, *a, **kw):
-    t0 = time.perf_counter()
-    out = fn(*a, **kw)
-    return out, time.perf_counter() - t0
 
 
 def files_with_prefix(prefix: str, extra: tuple[str, ...] = ()) -> list[str]:
