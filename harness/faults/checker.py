@@ -57,18 +57,13 @@ class _Context:
         return self.manifests[directory]
 
 
-def _names(items, show: int = 3) -> str:
-    items = sorted(items)
-    return ", ".join(items[:show]) + (f" (+{len(items) - show} more)" if len(items) > show else "")
-
-
 def _judge_values(adapter, manifests: dict, k: int) -> tuple[int | None, str]:
     """(generation the live state equals, or None with a one-line account of the difference)."""
-    from ..oracle.check import live_fingerprints
+    from ..oracle.check import live_fingerprints, name_list
 
     uninit = adapter.uninitialized()
     if uninit:
-        return None, f"{len(uninit)} variable(s) uninitialized after restore: {_names(uninit)}"
+        return None, f"{len(uninit)} variable(s) uninitialized after restore: {name_list(uninit)}"
     live = live_fingerprints(adapter)
     for g in range(k, 0, -1):
         entries = manifests[g].entries
@@ -81,24 +76,8 @@ def _judge_values(adapter, manifests: dict, k: int) -> tuple[int | None, str]:
         entries = manifests[g].entries
         differ = [n for n, e in entries.items() if live.get(n) != e.digest]
         parts.append(f"{len(differ)} of {len(entries)} variable(s) differ from save {g}"
-                     + (f" ({_names(differ)})" if g == k else ""))
+                     + (f" ({name_list(differ)})" if g == k else ""))
     return None, "; ".join(parts)
-
-
-def _poison(adapter) -> None:
-    """Overwrite the live state before a restore.
-
-    tf1-saver's own poison() opens a fresh Session (every variable uninitialized,
-    as in a new process), and a fresh Session re-plans the restore graph: ~80 ms
-    per restore here. Re-running the initializer (zeros) in the same Session
-    poisons just as surely (no save is all zeros) in well under a millisecond.
-    """
-    init_op = getattr(adapter, "init_op", None)
-    sess = getattr(adapter, "sess", None)
-    if adapter.api == "tf1-saver" and init_op is not None and sess is not None:
-        sess.run(init_op)
-    else:
-        adapter.poison()
 
 
 def _attempt(ctx, key, adapter, state_dir, rel, digest, manifests, k, channel) -> Attempt:
@@ -108,7 +87,7 @@ def _attempt(ctx, key, adapter, state_dir, rel, digest, manifests, k, channel) -
     if cache_key in ctx.attempts:
         return Attempt.from_dict({**ctx.attempts[cache_key], "path": rel})
     channel.send({"event": "attempt", "path": rel})
-    _poison(adapter)
+    adapter.poison_fast()
     try:
         adapter.restore(os.path.join(state_dir, rel))
     except Exception as e:  # a failed restore is a finding

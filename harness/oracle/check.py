@@ -16,7 +16,8 @@ from .manifest import Manifest, fingerprint
 _SHOW = 3  # names quoted per problem in a detail line
 
 
-def _names(items) -> str:
+def name_list(items) -> str:
+    """A few names, sorted, and how many more: for one-line details."""
     items = sorted(items)
     more = f" (+{len(items) - _SHOW} more)" if len(items) > _SHOW else ""
     return ", ".join(items[:_SHOW]) + more
@@ -42,17 +43,17 @@ def compare(adapter, manifest: Manifest, ckpt_path: str | None = None) -> Verdic
     uninit = adapter.uninitialized()
     problems = []  # (outcome, detail), any order; the worst is reported first
     if missing:
-        problems.append((Outcome.MISSING, f"{len(missing)} expected name(s) not in the checkpoint: {_names(missing)}"))
+        problems.append((Outcome.MISSING, f"{len(missing)} expected name(s) not in the checkpoint: {name_list(missing)}"))
     if unexpected:
-        problems.append((Outcome.UNEXPECTED, f"{len(unexpected)} checkpoint name(s) the model lacks: {_names(unexpected)}"))
+        problems.append((Outcome.UNEXPECTED, f"{len(unexpected)} checkpoint name(s) the model lacks: {name_list(unexpected)}"))
     if uninit:
-        problems.append((Outcome.UNINITIALIZED, f"{len(uninit)} variable(s) uninitialized after restore: {_names(uninit)}"))
+        problems.append((Outcome.UNINITIALIZED, f"{len(uninit)} variable(s) uninitialized after restore: {name_list(uninit)}"))
     else:
         live = live_fingerprints(adapter)
         differ = [n for n, e in manifest.entries.items() if n in live and live[n] != e.digest]
         if differ:
             problems.append((Outcome.MISMATCH, f"{len(differ)} of {len(manifest.entries)} variable(s) differ "
-                                               f"from the save: {_names(differ)}"))
+                                               f"from the save: {name_list(differ)}"))
     if not problems:
         return Verdict(Outcome.COMPLETE, f"{len(manifest.entries)} variables bit-identical")
     problems.sort(key=lambda p: p[0].severity, reverse=True)
@@ -76,9 +77,9 @@ def restore_and_verify(adapter, ckpt_path: str, manifest: Manifest, poison: bool
         try:
             missing, unexpected = key_problems(adapter, manifest, ckpt_path)
             if missing:
-                detail += f"; missing from the checkpoint: {_names(missing)}"
+                detail += f"; missing from the checkpoint: {name_list(missing)}"
             if unexpected:
-                detail += f"; not in the model: {_names(unexpected)}"
+                detail += f"; not in the model: {name_list(unexpected)}"
         except Exception:
             pass  # an unreadable checkpoint: the restore error already says so
         return Verdict(Outcome.ERROR, detail)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 
-from .base import SaveResult, SaverAdapter
+from .base import SaveResult
 from .tf2 import TF2Checkpoint, lookup
 
 DIR_NAME = "savedmodel"

@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 import time
 
-import numpy as np
-
-from .base import (LEARNING_RATE, OPTIMIZER_GLOBALS, SaveResult, SaverAdapter,
+from .base import (LEARNING_RATE, SaveResult, SaverAdapter,
                    files_with_prefix, tf_dtype_name)
 
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
