@@ -1,10 +1,9 @@
-"""The one outcome vocabulary of the project.
+"""The one outcome vocabulary of the project, with one total order.
 
-Every verdict anywhere (the oracle after a restore, a crash state, a catalog
-row, a replayed case) is an `Outcome` plus a one-line detail. Outcomes are
-ordered from best to worst so that the worst of several can be taken with max().
+Every verdict anywhere (the judge after a restore, a crash state, a catalog
+row, a replayed case) is an `Outcome` plus a one-line detail.
 
-Single-restore outcomes (the oracle, issue 2):
+Single-restore outcomes:
     complete       every expected variable present and bit-identical
     uninitialized  TF1: variables left uninitialized after restore
     mismatch       a variable restored with values that differ from the save
@@ -20,6 +19,14 @@ Crash-state outcomes (a crash during save k, after saves 1..k-1 completed):
     silent     restore succeeded but the values equal no completed save
     crash      the restoring process died
     hang       the restore exceeded its timeout
+
+The order (`ORDER`, best first) is one total order over all of them, so the
+worst of any mix is well defined. It ranks by what a user who trusts the
+result loses, and loud before quiet: an outcome the user notices (extra keys,
+an uninitialized-value error, a restore that raises, a process that dies or
+hangs) is less severe than one that hands back wrong state without a word
+(a variable silently left at its initial value, values that differ, a crash
+state whose restore equals no save).
 """
 
 from __future__ import annotations
@@ -54,32 +61,48 @@ class Outcome(str, enum.Enum):
 
     @property
     def severity(self) -> int:
-        return _SEVERITY[self]
+        """Position in ORDER: 0 is the best outcome; no two outcomes share one."""
+        return _RANK[self]
 
+    # Outcome is a str: without these, <, > and max() would compare the words alphabetically
+    def __lt__(self, other):
+        return self.severity < Outcome(other).severity
+
+    def __le__(self, other):
+        return self.severity <= Outcome(other).severity
+
+    def __gt__(self, other):
+        return self.severity > Outcome(other).severity
+
+    def __ge__(self, other):
+        return self.severity >= Outcome(other).severity
+
+    __hash__ = str.__hash__
+
+
+# best first; see the module docstring for why
+ORDER = (
+    Outcome.COMPLETE, Outcome.NEW, Outcome.ROLLBACK,
+    Outcome.DETECTED, Outcome.UNEXPECTED, Outcome.UNINITIALIZED, Outcome.ERROR,
+    Outcome.LOST, Outcome.CRASH, Outcome.HANG,
+    Outcome.MISSING, Outcome.MISMATCH, Outcome.SILENT,
+)
+_RANK = {o: i for i, o in enumerate(ORDER)}
+assert len(_RANK) == len(Outcome), "every outcome needs a place in ORDER"
 
 _OK = {Outcome.COMPLETE, Outcome.NEW, Outcome.ROLLBACK}
-
-# worst last, within each family; crash family above single-restore family
-_SEVERITY = {
-    Outcome.COMPLETE: 0,
-    Outcome.UNINITIALIZED: 1,
-    Outcome.UNEXPECTED: 2,
-    Outcome.MISMATCH: 3,
-    Outcome.MISSING: 4,
-    Outcome.ERROR: 5,
-    Outcome.NEW: 0,
-    Outcome.ROLLBACK: 1,
-    Outcome.DETECTED: 2,
-    Outcome.LOST: 3,
-    Outcome.CRASH: 4,
-    Outcome.HANG: 5,
-    Outcome.SILENT: 6,
-}
 
 SINGLE_RESTORE = (Outcome.COMPLETE, Outcome.UNINITIALIZED, Outcome.UNEXPECTED,
                   Outcome.MISMATCH, Outcome.MISSING, Outcome.ERROR)
 CRASH_STATE = (Outcome.NEW, Outcome.ROLLBACK, Outcome.DETECTED, Outcome.LOST,
                Outcome.SILENT, Outcome.CRASH, Outcome.HANG)
+
+
+def worst(outcomes) -> Outcome | None:
+    """The most severe of `outcomes` (Outcome members or their words; empty words and None
+    are skipped), or None when there is none. Unknown words raise ValueError."""
+    found = [Outcome(o) for o in outcomes if o not in (None, "")]
+    return max(found, key=_RANK.__getitem__) if found else None
 
 
 @dataclass(frozen=True)
@@ -90,6 +113,7 @@ class Verdict:
     detail: str = ""
 
     def __post_init__(self):
+        object.__setattr__(self, "outcome", Outcome(self.outcome))
         # details end up in CSV cells and terminal tables: keep them one line
         object.__setattr__(self, "detail", " ".join(str(self.detail).split())[:500])
 
@@ -99,4 +123,3 @@ class Verdict:
 
     def as_dict(self) -> dict:
         return {"outcome": self.outcome.value, "detail": self.detail}
-

@@ -8,7 +8,7 @@ import statistics
 import time
 from typing import Callable
 
-from .oracle.check import error_line
+from .judge.core import error_summary
 from .outcomes import Outcome, Verdict
 from .results import ROOFLINE_FOR, ROOFLINE_PHASES
 from .session import Scenario, ScenarioSession
@@ -81,7 +81,7 @@ def run_scenario(scenario: Scenario, workdir: str, repeats: int, progress: Emit 
                         try:
                             seconds = session.restore(cold=cold)
                         except Exception as e:  # a failed restore is a result, not a harness crash
-                            verdict["v"] = Verdict(Outcome.ERROR, error_line(e))
+                            verdict["v"] = Verdict(Outcome.ERROR, error_summary(e))
                             return float("nan"), {}
                         return seconds, {}
                     row = record(phase, r, restore)
@@ -105,10 +105,31 @@ def _timed_verify(session: ScenarioSession):
     return time.perf_counter() - t0, verdict.as_dict()
 
 
+# a throughput this far above its roofline is flagged: the page cache can make a read or a
+# buffered write look faster than the disk (real, and worth knowing), and so can a restore
+# or save that did less work than it claims
+SUSPECT_FACTOR = 1.2
+
+
+def _failed_repeats(rows: list[dict]) -> set:
+    """Repeats whose restore or verify verdict is not `complete`."""
+    return {r["repeat"] for r in rows
+            if r.get("outcome") not in (None, "") and r["outcome"] != Outcome.COMPLETE.value}
+
+
 def _fill_rates(rows: list[dict], state_bytes: int) -> None:
-    """GB/s for I/O phases, and each one's fraction of the matching roofline's median."""
+    """GB/s for I/O phases, each one's fraction of the matching roofline's median, and a
+    `suspect` flag above SUSPECT_FACTOR x roofline.
+
+    A repeat whose restore was not judged complete gets no figure for any of its save or
+    restore phases: a restore that restored nothing takes no time, and its save cannot be
+    trusted to have written what the roofline compares it with.
+    """
+    failed = _failed_repeats(rows)
     for row in rows:
         s = row.get("seconds")
+        if row["phase"] in ROOFLINE_FOR and row["repeat"] in failed:
+            continue
         if row["phase"] in IO_PHASES and s and s == s and s > 0:
             row["gbps"] = state_bytes / s / 1e9
     medians = {}
@@ -122,3 +143,5 @@ def _fill_rates(rows: list[dict], state_bytes: int) -> None:
         ref = ROOFLINE_FOR.get(row["phase"])
         if ref in medians and row.get("gbps"):
             row["roofline_fraction"] = row["gbps"] / medians[ref]
+            if row["roofline_fraction"] > SUSPECT_FACTOR:
+                row["suspect"] = f"above-roofline:{ref}"

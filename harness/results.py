@@ -12,12 +12,12 @@ import os
 import tempfile
 from pathlib import Path
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 # phases.csv: one row per scenario x phase x repeat
 PHASE_COLUMNS = [
     "run_id", "scenario", "api", "device", "n_vars", "state_bytes", "shape_mix",
-    "optimizer", "phase", "repeat", "seconds", "gbps", "roofline_fraction",
+    "optimizer", "phase", "repeat", "seconds", "gbps", "roofline_fraction", "suspect",
     "extra_seconds", "peak_rss_bytes", "ru_maxrss_bytes", "io_read_bytes",
     "io_write_bytes", "cpu_seconds", "gpu_peak_bytes", "nvml_mem_used_bytes",
     "nvml_util_pct", "nvml_power_w", "outcome", "detail",

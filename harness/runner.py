@@ -25,6 +25,7 @@ from . import metadata
 from .devices import check_available, parse_device
 from .errors import ResourceError
 from .fsio import ensure_writable_dir
+from .outcomes import Outcome, worst
 from .results import PHASE_COLUMNS, atomic_write_csv, atomic_write_json, new_run_id
 from .savers import check_api
 from .session import Scenario
@@ -188,6 +189,17 @@ def _last_line(path: str) -> str:
         return "no log"
 
 
+def verdict_failure(scenario: Scenario, rows: list[dict]) -> str | None:
+    """One line when any restore or verify of the scenario was not judged `complete`."""
+    bad = [r for r in rows if r.get("outcome") not in (None, "") and r["outcome"] != Outcome.COMPLETE.value]
+    if not bad:
+        return None
+    outcome = worst(r["outcome"] for r in bad)
+    first = next(r for r in bad if r["outcome"] == outcome.value)
+    return (f"{scenario.name}: {len(bad)} restore/verify verdict(s) not complete, worst {outcome} "
+            f"({first['phase']} r{first['repeat']}: {first.get('detail', '')})")
+
+
 def main(args) -> int:
     scenarios = plan(args)
     repeats = parse_positive_int(args.repeat, "--repeat")
@@ -225,6 +237,10 @@ def main(args) -> int:
                 r["run_id"] = run_id
             rows.extend(got)
             atomic_write_csv(os.path.join(run_dir, "phases.csv"), rows, PHASE_COLUMNS)
+            judged = verdict_failure(sc, got)
+            if judged:
+                failures.append(judged)
+                progress.say(f"  failed: {judged}")
     except (KeyboardInterrupt, _Terminated):
         status = "interrupted"
     finally:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from . import devices, roofline
 from .fsio import drop_cache, fsync_paths
-from .oracle.check import compare
-from .oracle.manifest import Manifest
+from .judge.restore import compare
+from .judge.manifest import Manifest
 from .outcomes import Verdict
 from .savers import check_api, get_adapter
 from .specs import GraphSpec, layout, total_bytes

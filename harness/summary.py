@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .outcomes import Outcome
+from .outcomes import worst
 from .results import PHASES, ROOFLINE_PHASES
 
 _ORDER = {p: i for i, p in enumerate(PHASES + ROOFLINE_PHASES)}
 
 
 def _worst(outcomes) -> str:
-    words = [o for o in outcomes if isinstance(o, str) and o]
-    return max(words, key=lambda w: Outcome(w).severity) if words else ""
+    found = worst(o for o in outcomes if isinstance(o, str))
+    return found.value if found else ""
 
 
 def summarize(rows: list[dict]) -> pd.DataFrame:
@@ -31,6 +31,17 @@ def summarize(rows: list[dict]) -> pd.DataFrame:
     return out.sort_values(["scenario", "_o"], kind="stable").drop(columns="_o")
 
 
+def suspect_lines(rows: list[dict]) -> list[str]:
+    """One warning per scenario and phase with a throughput above its roofline."""
+    seen = {}
+    for r in rows:
+        if r.get("suspect"):
+            seen.setdefault((r["scenario"], r["phase"], r["suspect"]), []).append(r.get("roofline_fraction"))
+    return [f"warning: {sc} {phase}: {max(f)*100:.0f}% of its roofline ({flag.split(':', 1)[1]}) in "
+            f"{len(f)} repeat(s): faster than the disk measured the same way (page cache, or less work than claimed)"
+            for (sc, phase, flag), f in seen.items()]
+
+
 def print_summary(rows: list[dict]) -> None:
     table = summarize(rows)
     fmt = {"median_s": "{:.4f}".format, "min_s": "{:.4f}".format, "max_s": "{:.4f}".format,
@@ -39,3 +50,5 @@ def print_summary(rows: list[dict]) -> None:
     for scenario, part in table.groupby("scenario", sort=False):
         print(f"\n{scenario}")
         print(part.drop(columns="scenario").to_string(index=False, formatters=fmt))
+    for line in suspect_lines(rows):
+        print(line)

@@ -4,8 +4,8 @@ differences. Real TensorFlow, in this process (one import for the module)."""
 import numpy as np
 import pytest
 
-from harness.oracle.check import compare, restore_and_verify
-from harness.oracle.manifest import Manifest
+from harness.judge.restore import compare, restore_and_verify
+from harness.judge.manifest import Manifest
 from harness.outcomes import Outcome
 from harness.savers import API_NAMES, get_adapter
 from harness.session import Scenario, ScenarioSession

@@ -49,7 +49,7 @@ class _Context:
         return key, self.adapters[key]
 
     def manifest_set(self, directory: str, k: int) -> dict:
-        from ..oracle.manifest import Manifest
+        from ..judge.manifest import Manifest
 
         if directory not in self.manifests:
             self.manifests[directory] = {g: Manifest.load(os.path.join(directory, manifest_name(g)))
@@ -58,30 +58,25 @@ class _Context:
 
 
 def _judge_values(adapter, manifests: dict, k: int) -> tuple[int | None, str]:
-    """(generation the live state equals, or None with a one-line account of the difference)."""
-    from ..oracle.check import live_fingerprints, name_list
+    """(the completed save the live state equals, or None with the judge's account of how it
+    differs from save k and from save k-1)."""
+    from ..judge.core import judge
+    from ..judge.restore import expected_digests, live_fingerprints
 
-    uninit = adapter.uninitialized()
-    if uninit:
-        return None, f"{len(uninit)} variable(s) uninitialized after restore: {name_list(uninit)}"
-    live = live_fingerprints(adapter)
+    uninit = set(adapter.uninitialized())
+    live = live_fingerprints(adapter, skip=uninit)
+    verdicts = {}
     for g in range(k, 0, -1):
-        entries = manifests[g].entries
-        if set(entries) == set(live) and all(live[n] == e.digest for n, e in entries.items()):
+        v = judge(expected_digests(manifests[g]), live, uninitialized=uninit)
+        if v.outcome is Outcome.COMPLETE:
             return g, ""
-    parts = []
-    for g in (k, k - 1):
-        if g < 1:
-            continue
-        entries = manifests[g].entries
-        differ = [n for n, e in entries.items() if live.get(n) != e.digest]
-        parts.append(f"{len(differ)} of {len(entries)} variable(s) differ from save {g}"
-                     + (f" ({name_list(differ)})" if g == k else ""))
-    return None, "; ".join(parts)
+        verdicts[g] = v
+    return None, "; ".join(f"vs save {g}: {verdicts[g].detail}" for g in (k, k - 1) if g in verdicts)
 
 
 def _attempt(ctx, key, adapter, state_dir, rel, digest, manifests, k, channel) -> Attempt:
-    from .state import error_summary, normalize_name
+    from ..judge.core import error_summary
+    from .state import normalize_name
 
     cache_key = (key, id(manifests), digest) if digest else None
     if cache_key in ctx.attempts:
@@ -109,7 +104,8 @@ def _sort_key(rel: str):
 
 
 def check_state(ctx: _Context, req: dict, channel) -> dict:
-    from .state import error_summary, normalize_name
+    from ..judge.core import error_summary
+    from .state import normalize_name
 
     target = CrashTarget.from_dict(req["target"])
     key, adapter = ctx.adapter(target)
@@ -163,16 +159,16 @@ def worker_main(argv: list[str]) -> int:
                 ctx.adapter(CrashTarget.from_dict(req["target"]))
                 channel.send({"event": "warm"})
             except Exception as e:
-                from ..oracle.check import error_line
-                channel.send({"event": "failed", "error": error_line(e)})
+                from ..judge.core import error_summary
+                channel.send({"event": "failed", "error": error_summary(e)})
             continue
         try:
             channel.send(check_state(ctx, req, channel))
         except ipc.ChannelClosed:
             return 0
         except Exception as e:  # a bug or a bad request: report, stay alive
-            from ..oracle.check import error_line
-            channel.send({"event": "failed", "error": error_line(e)})
+            from ..judge.core import error_summary
+            channel.send({"event": "failed", "error": error_summary(e)})
 
 
 # -- harness side -------------------------------------------------------------------------

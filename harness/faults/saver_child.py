@@ -42,7 +42,7 @@ class Trial:
         self.adapter = None
 
     def prepare(self, msg: dict) -> dict:
-        from ..oracle.manifest import Manifest
+        from ..judge.manifest import Manifest
         from .target import manifest_name
 
         if self.adapter is not None:
@@ -63,7 +63,8 @@ class Trial:
         return {"ok": True, "paths": paths, "save_seconds": seconds}
 
     def save(self, msg: dict) -> dict:
-        from .state import error_summary, normalize_name
+        from ..judge.core import error_summary
+        from .state import normalize_name
 
         limit = msg.get("fsize_limit")
         old = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -104,8 +105,8 @@ class Trial:
             try:
                 reply = handlers[cmd](msg)
             except Exception as e:
-                from ..oracle.check import error_line
-                reply = {"ok": False, "error": error_line(e)}
+                from ..judge.core import error_summary
+                reply = {"ok": False, "error": error_summary(e)}
             self.ch.send({"cmd": cmd, **reply})
 
 
@@ -152,7 +153,7 @@ def main(argv: list[str]) -> int:
     import tensorflow as tf  # once, before any fork; no op runs here
 
     from .. import devices  # noqa: F401  (imported now so trials fork with it loaded)
-    from ..oracle import check, manifest  # noqa: F401
+    from ..judge import manifest, restore  # noqa: F401
     from ..savers import get_adapter
     from . import planted  # noqa: F401
     for api in ("tf2-manager", "tf1-saver"):

@@ -39,13 +39,6 @@ def normalize_name(path: str) -> str:
     return re.sub(r"checkpoint\.tmp[0-9a-f]+", "checkpoint.tmp*", path)
 
 
-def clean_error(text: str, *dirs: str) -> str:
-    """An error line without scratch paths (they differ per state and on replay) or TF's op prefix."""
-    for d in sorted({p for d in dirs if d for p in (d, os.path.realpath(d))}, key=len, reverse=True):
-        text = text.replace(d + "/", "").replace(d, ".")
-    return re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text)
-
-
 class _DigestCache:
     """Content digests by object identity: states derived from one another share their
     unchanged files as the same bytes objects, so most files are hashed once per run."""
@@ -67,21 +60,6 @@ class _DigestCache:
 
 
 file_digest = _DigestCache()
-
-
-_NOISE = ("Detected at node", "Node:", "File \"", "Original stack", "Traceback")
-
-
-def error_summary(exc: BaseException, *dirs: str) -> str:
-    """'Type: the informative line' of a TF error, scratch paths removed.
-
-    Graph-mode errors start with headers ('Graph execution error:', 'Original
-    error:') and stack frames; the line that says what went wrong comes later.
-    """
-    lines = [l.rstrip() for l in str(exc).splitlines() if l.strip()]
-    useful = [l for l in lines if not l.endswith(":") and not l[:1].isspace() and not l.startswith(_NOISE)]
-    line = (useful or lines or [""])[0]
-    return clean_error(f"{type(exc).__name__}: {line}", *dirs)
 
 
 @dataclass

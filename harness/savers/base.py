@@ -12,7 +12,7 @@ import abc
 import glob
 import os
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Collection, Iterator
 
 import numpy as np
 
@@ -104,7 +104,7 @@ class SaverAdapter(abc.ABC):
         """See the module docstring."""
 
     @abc.abstractmethod
-    def iter_values(self) -> Iterator[tuple[str, np.ndarray]]:
+    def iter_values(self, skip: Collection[str] = ()) -> Iterator[tuple[str, np.ndarray]]:
         """See the module docstring."""
 
     @abc.abstractmethod

@@ -65,9 +65,10 @@ class KerasWeights(SaverAdapter):
     def assign(self, name, value):
         self.vars[name].assign(value)
 
-    def iter_values(self):
+    def iter_values(self, skip=()):
         for name, var in self.vars.items():
-            yield name, var.numpy()
+            if name not in skip:
+                yield name, var.numpy()
 
     def poison(self) -> None:
         import numpy as np

@@ -86,9 +86,11 @@ class TF1Saver(SaverAdapter):
     def _all_state(self):
         return list(self.vars.items()) + self.slots
 
-    def iter_values(self):
+    def iter_values(self, skip=()):
         batch, size = [], 0
         for name, var in self._all_state():
+            if name in skip:
+                continue
             batch.append((name, var))
             size += var.shape.num_elements() * var.dtype.size
             if size >= _BATCH_BYTES or len(batch) >= 4096:

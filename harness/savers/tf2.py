@@ -94,9 +94,10 @@ class TF2Checkpoint(SaverAdapter):
     def _all_state(self):
         return list(self.vars.items()) + self._optimizer_state()
 
-    def iter_values(self):
+    def iter_values(self, skip=()):
         for name, var in self._all_state():
-            yield name, var.numpy()
+            if name not in skip:
+                yield name, var.numpy()
 
     def poison(self) -> None:
         import tensorflow as tf
