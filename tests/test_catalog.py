@@ -1,23 +1,27 @@
 """`ckpt-harness catalog`: every cause reproduced against the installed TensorFlow.
 
 The catalog runs once per module (about 10 s); the tests then assert on what
-this TF version really did, through the CSV the command wrote.
+this TF version really did, through the CSV the command wrote. The judge
+itself is tested in tests/test_judge.py; here is how the catalog feeds it and
+grades the fixes.
 """
 
 from __future__ import annotations
 
 import csv
+import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from harness.catalog.judge import first_line, judge
+from harness.catalog.kit import FIX_ACCEPTED, FIX_NA, FIX_NO, FIX_YES
 from harness.outcomes import SINGLE_RESTORE, Outcome
 
-REQUIRED_COLUMNS = {"cause", "api", "tf_version", "observed", "error_type", "message", "fix", "fix_works",
-                    "variant", "outcome"}
+REQUIRED_COLUMNS = {"cause", "api", "tf_version", "commit", "observed", "error_type", "message", "fix", "fix_works",
+                    "fix_accepts", "fix_model_vars", "fix_ckpt_values", "variant", "outcome"}
+TEXT_COLUMNS = ("message", "detail", "fix_detail", "tf_check", "note")
 
 
 @pytest.fixture(scope="module")
@@ -80,9 +84,138 @@ def test_the_variants_the_issue_names_are_all_there(by_key):
         assert wanted in variants
 
 
-def test_every_prescribed_fix_restores_completely(catalog):
-    failed = [(r["cause"], r["api"], r["variant"], r["fix_detail"]) for r in catalog[2] if r["fix_works"] != "yes"]
-    assert not failed
+# --- the fixes, graded honestly --------------------------------------------------------
+
+def test_every_prescribed_fix_works_or_is_an_accepted_partial_restore(catalog):
+    for r in catalog[2]:
+        assert r["fix_works"] in (FIX_YES, FIX_ACCEPTED, FIX_NA), (r["api"], r["variant"], r["fix_detail"])
+
+
+def test_a_yes_fix_restored_the_whole_model_from_the_whole_checkpoint(catalog):
+    yes = [r for r in catalog[2] if r["fix_works"] == FIX_YES]
+    assert len(yes) >= 10
+    for r in yes:
+        key = (r["api"], r["variant"])
+        assert r["fix_outcome"] == "complete" and not r["fix_accepts"], key
+        # the judge counted every variable the fixed model holds, and each one took a checkpoint value
+        assert r["fix_detail"] == f"{r['fix_model_vars']} variables bit-identical", key
+        assert r["fix_model_vars"] == r["fix_ckpt_values"], key
+
+
+@pytest.mark.parametrize("api,variant,gives_up", [
+    ("tf1-saver", "removed-variable", ["model/dense/bias"]),
+    ("tf2-checkpoint", "removed-variable", ["model/bias"]),
+    ("keras-weights", "removed-variable", ["layer1/w0", "layer1/w1"]),
+    ("tf1-saver", "adam-to-sgd", ["model/dense/kernel/Adam", "beta1_power"]),
+    ("tf1-saver", "sgd-to-adam", ["model/dense/kernel/Adam", "beta1_power"]),
+    ("tf1-saver", "optimizer-not-saved", ["model/dense/kernel/Adam", "beta1_power"]),
+    ("tf2-checkpoint", "adam-to-sgd", ["optimizer/_variables/2"]),
+    ("tf2-checkpoint", "sgd-to-adam", ["optimizer/_variables/2"]),
+    ("tf1-saver", "variable-outside-saver", ["model/step"]),
+    ("tf1-saver", "added-variable", ["model/dense2/kernel"]),
+    ("tf2-checkpoint", "added-variable", ["model/extra"]),
+    ("tf2-checkpoint", "changed-shape", ["model/kernel"]),
+])
+def test_a_fix_that_gives_something_up_is_accepted_not_yes(by_key, api, variant, gives_up):
+    r = next(r for (c, a, v), r in by_key.items() if a == api and v == variant)
+    assert r["fix_works"] == FIX_ACCEPTED, r["fix_detail"]
+    accepted = r["fix_accepts"].split(", ")
+    for name in gives_up:
+        assert name in accepted, (name, r["fix_accepts"])
+    # judged against everything, the fixed restore is not complete: the names are really given up
+    assert r["fix_outcome"] != "complete", r["fix_detail"]
+    assert any(name in r["fix_detail"] for name in gives_up), r["fix_detail"]
+
+
+def test_no_fix_is_needed_only_where_the_restore_was_complete(catalog):
+    na = [r for r in catalog[2] if r["fix_works"] == FIX_NA]
+    assert {(r["api"], r["variant"]) for r in na} >= {("tf1-saver", "import-meta-under-scope"),
+                                                      ("keras-weights", "renamed-variable")}
+    for r in na:
+        assert r["observed"] == "restored" and r["outcome"] == "complete", r
+        assert not r["fix_outcome"] and r["fix_detail"].startswith("no fix needed")
+
+
+def _fix_check(reference, restored, **kw):
+    from harness.catalog.kit import check_fix
+    return check_fix(reference, restored, **kw)
+
+
+def test_fix_grading():
+    from harness.catalog.kit import Result
+    from harness.outcomes import Verdict
+    k, b, x = np.ones((3, 2), np.float32), np.zeros(2, np.float32), np.full(2, 7, np.float32)
+    assert _fix_check({"k": k, "b": b}, {"k": k.copy(), "b": b.copy()}).works == FIX_YES
+    # a checkpoint value the fixed model drops: no, unless the fix says it gives it up
+    assert _fix_check({"k": k, "b": b}, {"k": k}).works == FIX_NO
+    fix = _fix_check({"k": k, "b": b}, {"k": k}, accept={"b"})
+    assert fix.works == FIX_ACCEPTED and fix.accepts == ("b",) and fix.strict.outcome is Outcome.UNEXPECTED
+    # a variable left fresh, named by a test on the name
+    fix = _fix_check({"k": k}, {"k": k, "opt/m": x}, accept=lambda n: n.startswith("opt/"))
+    assert fix.works == FIX_ACCEPTED and fix.accepts == ("opt/m",)
+    # accepting one name does not excuse another
+    assert _fix_check({"k": k, "b": b}, {"k": k + 1, "b": b}, accept={"b"}).works == FIX_NO
+    # a fix that declares it leaves a variable fresh is not "yes", even if the value happens to match
+    assert _fix_check({"k": k, "b": b}, {"k": k, "b": b}, accept={"b"}).works == FIX_ACCEPTED
+    # no fix tried: fine only when there was nothing to fix
+    assert Result("restored", Verdict(Outcome.COMPLETE)).fix_works == FIX_NA
+    assert Result("restored", Verdict(Outcome.MISSING, "x")).fix_works == FIX_NO
+
+
+def test_string_tensors_are_fingerprinted_exactly(tmp_path):
+    """TF hands string variables back as object arrays, which the fingerprint cannot
+    hash as they are: the catalog hashes their elements (a real checkpoint here)."""
+    import tensorflow as tf
+    from harness.catalog.kit import digest, reference_values
+
+    def saved(words, name):
+        module = tf.Module()
+        module.words = tf.Variable(words)
+        return reference_values(tf.train.Checkpoint(model=module).write(str(tmp_path / name)))["model/words"]
+
+    a, same, other = saved(["ab", ""], "a"), saved(["ab", ""], "b"), saved(["a", "b"], "c")
+    assert np.asarray(a).dtype == object
+    assert digest(a) == digest(same)
+    assert digest(a) != digest(other)
+    assert digest(np.array([b"ab", b""], object)) != digest(np.array([b"a", b"b"], object))
+    assert digest(np.array([b"ab"], object)) != digest(np.array([[b"ab"]], object))
+
+
+# --- what the table records about its own making ------------------------------------------
+
+def test_errors_are_quoted_once_without_scratch_paths(catalog):
+    for r in catalog[2]:
+        if r["error_type"]:
+            assert r["message"].startswith(r["error_type"] + ": "), r["message"]
+            assert not r["message"].startswith(f"{r['error_type']}: {r['error_type']}"), r["message"]
+        for col in TEXT_COLUMNS:
+            assert "ckpt-catalog-" not in r[col] and "/tmp/" not in r[col], (col, r[col])
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_each_row_names_the_commit_that_made_it(catalog):
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("not a git checkout")
+    commits = {r["commit"] for r in catalog[2]}
+    assert commits in ({head.stdout.strip()}, {head.stdout.strip() + "-dirty"}), commits
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_source_commit_marks_a_dirty_tree(tmp_path):
+    from harness.catalog.causes import source_commit
+    assert source_commit(tmp_path) == ""  # not a repository
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    (tmp_path / "f.txt").write_text("one\n")
+    subprocess.run(git + ["add", "f.txt"], check=True)
+    subprocess.run(git + ["commit", "-q", "-m", "c"], check=True)
+    short = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    assert source_commit(tmp_path) == short
+    (tmp_path / "f.txt").write_text("two\n")
+    assert source_commit(tmp_path) == short + "-dirty"
 
 
 # --- the article's claims, checked ----------------------------------------------------
@@ -129,7 +262,7 @@ def test_tf1_scope_prefix_raises_not_found(by_key):
 def test_tf2_name_changes_are_silent_partial_restores(by_key, variant):
     r = row(by_key, "graph-modified", "tf2-checkpoint", variant)
     assert r["observed"] == "restored" and not r["error_type"]
-    assert r["outcome"] == "missing"           # the oracle finds what read() did not say
+    assert r["outcome"] == "missing"           # the judge finds what read() did not say
     assert "AssertionError" in r["tf_check"]   # only TF's explicit status assertion notices
 
 
@@ -151,6 +284,7 @@ def test_a_changed_shape_never_passes_as_complete(by_key):
 
 
 def test_interrupted_or_truncated_saves_fail_loudly_and_the_previous_save_restores(by_key):
+    # the fix rolls back to the last complete save, restored in full (judged against all of it)
     for api, variant in [("tf1-saver", "interrupted-before-commit"), ("tf1-saver", "truncated-data"),
                          ("tf2-checkpoint", "interrupted-before-commit"), ("tf2-checkpoint", "truncated-data"),
                          ("keras-weights", "truncated-data")]:
@@ -171,29 +305,6 @@ def test_tf1_optimizer_switch_to_adam_raises(by_key):
     assert r["error_type"] == "NotFoundError"
     r = row(by_key, "optimizer-variables", "tf1-saver", "adam-to-sgd")
     assert r["outcome"] == "unexpected"
-
-
-# --- the judge itself (no TF) -------------------------------------------------------------
-
-def test_judge_vocabulary():
-    a, b = np.arange(3, dtype=np.float32), np.ones(2, np.float32)
-    assert judge({"a": a}, {"a": a.copy()}).outcome is Outcome.COMPLETE
-    assert judge({"a": a}, {"a": a + 1}).outcome is Outcome.MISMATCH
-    assert judge({"a": a}, {"a": a.astype(np.float64)}).outcome is Outcome.MISMATCH
-    assert judge({"a": a, "b": b}, {"a": a}).outcome is Outcome.UNEXPECTED
-    assert judge({"a": a}, {"a": a, "b": b}).outcome is Outcome.MISSING
-    assert judge({"a": a}, {"a": a, "b": b}, fresh={"b"}).outcome is Outcome.COMPLETE
-    assert judge({"a": a}, {"a": a}, uninitialized=["c"]).outcome is Outcome.UNINITIALIZED
-    assert judge({"a": a}, {"a": a}, reshaped=["a"]).outcome is Outcome.MISMATCH
-    v = judge({"a": a, "x": b}, {"a": a + 1, "y": b})
-    assert v.outcome is Outcome.MISSING  # the worst of the three findings
-    assert "x" in v.detail and "y" in v.detail and "mismatch" in v.detail
-
-
-def test_first_line_skips_tf_boilerplate():
-    err = RuntimeError("Graph execution error:\n\nDetected at node 'x' defined at:\n  File \"a.py\"\n"
-                       "Could not find variable x. It may be uninitialized.\n\t [[{{node x}}]]")
-    assert first_line(err) == "Could not find variable x. It may be uninitialized."
 
 
 def test_importing_the_commands_does_not_import_tensorflow():

@@ -243,6 +243,13 @@ def test_bad_input_exits_two_with_one_line(capsys, world, tmp_path):
         assert len(lines) == 1 and "Traceback" not in err, (args, err)
 
 
+def test_a_target_that_raises_is_quoted_once(capsys, world):
+    rc, _out, err = diagnose(capsys, world["tf1_plain"], "--against", f"{world['models']}:fails")
+    assert rc == 2
+    assert "the function raised RuntimeError: cannot build" in err
+    assert "RuntimeError: RuntimeError" not in err
+
+
 # --- comparison with a target ---------------------------------------------------------------
 
 def test_against_the_matching_graph_is_restorable(capsys, world):

@@ -8,20 +8,23 @@ scenario's surprise stop the others.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import tempfile
 import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from ..outcomes import Outcome
-from .judge import error_verdict, first_line
+from ..judge.core import error_summary
+from ..outcomes import Outcome, Verdict
 from .kit import CAUSES, REGISTRY, Result, Scenario
 
 API_ORDER = ("tf1-saver", "tf2-checkpoint", "keras-weights")
 
-COLUMNS = ["cause", "variant", "api", "tf_version", "keras_version", "observed", "outcome", "error_type", "message",
-           "fix", "fix_works", "fix_outcome", "fix_detail", "tf_check", "detail", "note", "seconds"]
+COLUMNS = ["cause", "variant", "api", "tf_version", "keras_version", "commit", "observed", "outcome", "error_type",
+           "message", "fix", "fix_works", "fix_outcome", "fix_detail", "fix_accepts", "fix_model_vars",
+           "fix_ckpt_values", "tf_check", "detail", "note", "seconds"]
 
 OBSERVED_ABORTED = "scenario aborted"
 
@@ -50,48 +53,85 @@ def versions() -> tuple[str, str]:
     return tf.__version__, keras.__version__
 
 
-def to_row(sc: Scenario, result: Result, seconds: float, work: Path | None = None) -> dict:
+def source_commit(directory: str | os.PathLike | None = None) -> str:
+    """Short hash of the commit checked out at `directory` (default: where the harness
+    runs from), "-dirty" when tracked files differ from it; "" outside a git checkout.
+    Reads only: --no-optional-locks keeps git from refreshing the index. (Not
+    metadata.git_commit: that module needs psutil, and scripts/catalog_all_tf.sh runs
+    the catalog in venvs that hold TensorFlow alone.)"""
+    here = Path(directory) if directory is not None else Path(__file__).resolve().parent
+    git = ["git", "--no-optional-locks", "-C", str(here)]
+    try:
+        head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30)
+        if head.returncode != 0:
+            return ""
+        dirty = subprocess.run(git + ["diff", "--quiet", "HEAD", "--"], capture_output=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return head.stdout.strip() + ("-dirty" if dirty.returncode == 1 else "")
+
+
+def _fix_columns(result: Result) -> dict:
+    fix = result.fix
+    if fix is None:
+        detail = ("no fix needed: the restore is complete" if result.verdict.outcome is Outcome.COMPLETE
+                  else f"no fix tried, and the restore is {result.verdict.outcome}")
+        return {"fix_works": result.fix_works, "fix_outcome": "", "fix_detail": detail, "fix_accepts": "",
+                "fix_model_vars": "", "fix_ckpt_values": ""}
+    return {"fix_works": result.fix_works, "fix_outcome": fix.strict.outcome.value, "fix_detail": fix.strict.detail,
+            "fix_accepts": ", ".join(fix.accepts),
+            "fix_model_vars": str(fix.model_vars) if fix.model_vars or fix.ckpt_values else "",
+            "fix_ckpt_values": str(fix.ckpt_values) if fix.model_vars or fix.ckpt_values else ""}
+
+
+def _without(text: str, work: Path) -> str:
+    """`text` with the scratch directory removed from paths, as error_summary does."""
+    for d in sorted({str(work), os.path.realpath(work)}, key=len, reverse=True):
+        text = text.replace(d + "/", "").replace(d, ".")
+    return text
+
+
+def to_row(sc: Scenario, result: Result, seconds: float, work: Path | None = None, commit: str = "") -> dict:
     err = result.error
-    fix = result.fix_verdict
     tf_version, keras_version = versions()
     row = {
         "cause": sc.cause, "variant": sc.variant, "api": sc.api, "tf_version": tf_version,
-        "keras_version": keras_version,
+        "keras_version": keras_version, "commit": commit,
         "observed": result.observed, "outcome": result.verdict.outcome.value,
         "error_type": type(err).__name__ if err else "",
-        "message": first_line(err) if err else "",
-        "fix": sc.fix,
-        "fix_works": "" if fix is None else ("yes" if fix.outcome is Outcome.COMPLETE else "no"),
-        "fix_outcome": "" if fix is None else fix.outcome.value,
-        "fix_detail": "" if fix is None else fix.detail,
+        "message": error_summary(err, *([str(work)] if work else [])) if err else "",
+        "fix": sc.fix, **_fix_columns(result),
         "tf_check": result.tf_check, "detail": result.verdict.detail, "note": result.note,
         "seconds": f"{seconds:.3f}",
     }
     if work is not None:  # temp paths differ per run; tables of two TF versions should diff cleanly
-        for key in ("message", "detail", "fix_detail", "tf_check", "note"):
-            row[key] = row[key].replace(str(work), "<tmp>")
+        for key in ("detail", "fix_detail", "tf_check", "note"):
+            row[key] = _without(row[key], work)
     return row
 
 
-def run_one(sc: Scenario, work: Path) -> dict:
+def run_one(sc: Scenario, work: Path, commit: str = "") -> dict:
     start = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = sc.func(work)
     except Exception as e:  # a scenario step that this TF version does differently
-        row = to_row(sc, Result(OBSERVED_ABORTED, error_verdict(e), error=e), time.perf_counter() - start, work)
-        row["fix_works"] = "no"
+        row = to_row(sc, Result(OBSERVED_ABORTED, Verdict(Outcome.ERROR, error_summary(e, str(work))), error=e),
+                     time.perf_counter() - start, work, commit)
+        row["fix_detail"] = "the scenario aborted before its fix"  # fix_works: "no", the restore is an error
         return row
-    return to_row(sc, result, time.perf_counter() - start, work)
+    return to_row(sc, result, time.perf_counter() - start, work, commit)
 
 
-def run_catalog(progress: Callable[[dict], None] | None = None) -> list[dict]:
+def run_catalog(progress: Callable[[dict], None] | None = None, commit: str | None = None) -> list[dict]:
+    """Every scenario's row; `commit` (default: source_commit()) goes in each row."""
     quiet_tensorflow()
+    commit = source_commit() if commit is None else commit
     rows = []
     with tempfile.TemporaryDirectory(prefix="ckpt-catalog-") as tmp:
         for sc in scenarios():
-            row = run_one(sc, Path(tmp))
+            row = run_one(sc, Path(tmp), commit)
             rows.append(row)
             if progress:
                 progress(row)

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..outcomes import Verdict
 from .kit import (OBSERVED_ERROR_AT_RESTORE, OBSERVED_ERROR_AT_SAVE, OBSERVED_ERROR_AT_USE,
-                  OBSERVED_RESTORED, Result, attempt, outcome_of, reference_values, scenario,
-                  scratch, tf1_assign, tf1_judge, tf1_session, tf1_train_step,
+                  OBSERVED_RESTORED, FixCheck, Result, attempt, outcome_of, reference_values, scenario,
+                  scratch, tf1_assign, tf1_fix, tf1_judge, tf1_session, tf1_train_step,
                   tf1_uninitialized_check, tf1_variables, truncate_data, unfinish_save)
 
 API = "tf1-saver"
@@ -69,12 +68,13 @@ def save_before_init(work: Path) -> Result:
     with tf1_session() as sess:
         saver = v1.train.import_meta_graph(prefix + ".meta")
         saver.restore(sess, prefix)
-        result.fix_verdict = tf1_judge(sess, reference_values(prefix))
+        result.fix = tf1_fix(sess, prefix)
     return result
 
 
 @scenario("partial-initialization", "variable-outside-saver", API,
-          "initialize what the restore does not cover: variables_initializer(the uninitialized ones)")
+          "initialize what the restore does not cover: variables_initializer(the uninitialized ones); "
+          "they start from their initial values")
 def variable_outside_saver(work: Path) -> Result:
     v1 = _v1()
     prefix = _save(work)
@@ -96,7 +96,7 @@ def variable_outside_saver(work: Path) -> Result:
         uninit = v1.report_uninitialized_variables()
         names = {n.decode() for n in sess.run(uninit)}
         sess.run(v1.variables_initializer([v for v in v1.global_variables() if v.op.name in names]))
-        result.fix_verdict = tf1_judge(sess, reference, fresh={"model/step"})
+        result.fix = tf1_fix(sess, prefix, accept={"model/step"})  # never saved: it starts at 0
     return result
 
 
@@ -117,7 +117,7 @@ def prefix_on_restore(work: Path) -> Result:
     with tf1_session() as sess:
         variables = tf1_variables(spec, generation=2)
         _restore(sess, prefix, var_list={rename[n]: v for n, v in variables.items()})
-        result.fix_verdict = tf1_judge(sess, reference, rename=rename)
+        result.fix = tf1_fix(sess, prefix, rename=rename)
     return result
 
 
@@ -136,11 +136,7 @@ def import_meta_under_scope(work: Path) -> Result:
         result = (outcome_of(err, OBSERVED_ERROR_AT_RESTORE) if err else
                   Result(OBSERVED_RESTORED, tf1_judge(sess, reference, rename=rename),
                          note="imported variables are renamed restored_model/...; the Saver still finds them"))
-    with tf1_session() as sess:
-        saver = v1.train.import_meta_graph(prefix + ".meta")
-        saver.restore(sess, prefix)
-        result.fix_verdict = tf1_judge(sess, reference)
-    return result
+    return result  # no fix: the restore above is judged complete (anything else makes fix_works "no")
 
 
 # --- 3. graph modified after save --------------------------------------------------------
@@ -150,6 +146,8 @@ def _modified(work: Path, spec: dict, *, map_old: dict[str, str], fresh: set[str
 
     Fix: a Saver over the variables the checkpoint can fill (renamed through
     map_old: new name -> checkpoint name) plus an initializer for `fresh` ones.
+    The fix accepts the `fresh` variables at their initial values and leaves the
+    checkpoint values no variable takes unused.
     """
     v1 = _v1()
     prefix = _save(work)
@@ -164,10 +162,8 @@ def _modified(work: Path, spec: dict, *, map_old: dict[str, str], fresh: set[str
         var_list = {map_old.get(n, n): v for n, v in variables.items() if n not in fresh}
         sess.run(v1.variables_initializer([variables[n] for n in fresh]))
         _restore(sess, prefix, var_list=var_list)
-        # variables the new graph dropped are not the fix's business: compare what it has
-        kept = {map_old.get(n, n) for n in variables}
-        result.fix_verdict = tf1_judge(sess, {k: v for k, v in reference.items() if k in kept},
-                                       rename={n: map_old[n] for n in map_old}, fresh=fresh)
+        unused = set(reference) - set(var_list)
+        result.fix = tf1_fix(sess, prefix, rename=map_old, accept=set(fresh) | unused)
     return result
 
 
@@ -186,7 +182,7 @@ def added(work: Path) -> Result:
 
 
 @scenario("graph-modified", "removed-variable", API,
-          "none needed: the Saver restores the graph's variables and ignores the rest")
+          "accept it: the Saver restores the graph's variables and leaves the removed one's value unused")
 def removed(work: Path) -> Result:
     spec = {"model/dense/kernel": (3, 2)}
     return _modified(work, spec, map_old={}, fresh=set())
@@ -227,7 +223,6 @@ def _restore_result(sess, prefix: str, reference: dict) -> Result:
 def interrupted_before_commit(work: Path) -> Result:
     v1 = _v1()
     directory, first, second = _two_saves(work)
-    reference1 = reference_values(first)
     reference2 = reference_values(second)
     unfinish_save(directory, second, first)
     with tf1_session() as sess:
@@ -238,7 +233,7 @@ def interrupted_before_commit(work: Path) -> Result:
         tf1_variables(MODEL, generation=3)
         latest = v1.train.latest_checkpoint(str(directory))
         _restore(sess, latest)
-        result.fix_verdict = tf1_judge(sess, reference1)
+        result.fix = tf1_fix(sess, first)  # the last complete save, in full
     return result
 
 
@@ -246,7 +241,6 @@ def interrupted_before_commit(work: Path) -> Result:
           "restore the previous checkpoint (keep max_to_keep >= 2)")
 def truncated(work: Path) -> Result:
     directory, first, second = _two_saves(work)
-    reference1 = reference_values(first)
     reference2 = reference_values(second)
     truncate_data(second)
     with tf1_session() as sess:
@@ -256,15 +250,17 @@ def truncated(work: Path) -> Result:
     with tf1_session() as sess:
         tf1_variables(MODEL, generation=3)
         _restore(sess, first)
-        result.fix_verdict = tf1_judge(sess, reference1)
+        result.fix = tf1_fix(sess, first)
     return result
 
 
 # --- 5. optimizer variables ------------------------------------------------------------
 
-def _optimizer_restore(work: Path, prefix: str, reference: dict, optimizer: str) -> tuple[Result, Verdict]:
+def _optimizer_restore(work: Path, prefix: str, reference: dict, optimizer: str) -> tuple[Result, FixCheck]:
     """Restore into MODEL + `optimizer` with a default Saver; then the fix:
-    restore the model variables only and initialize the optimizer's."""
+    restore the model variables only and initialize the optimizer's. The fix
+    accepts the optimizer starting fresh and the checkpoint's optimizer values
+    going unused."""
     v1 = _v1()
     with tf1_session() as sess:
         variables = tf1_variables(MODEL, generation=2)
@@ -277,9 +273,9 @@ def _optimizer_restore(work: Path, prefix: str, reference: dict, optimizer: str)
         opt, _ = tf1_train_step(variables, optimizer)
         sess.run(v1.variables_initializer(opt.variables()))
         _restore(sess, prefix, var_list=list(variables.values()))
-        model_reference = {k: v for k, v in reference.items() if k in MODEL}
         fresh = {v.op.name for v in opt.variables()}
-        fix = tf1_judge(sess, model_reference, fresh=fresh)
+        unused = set(reference) - set(MODEL)
+        fix = tf1_fix(sess, prefix, accept=fresh | unused)
     return result, fix
 
 
@@ -306,7 +302,7 @@ def article_example_3(work: Path) -> Result:
     with tf1_session() as sess:
         saver = v1.train.import_meta_graph(fixed + ".meta")
         saver.restore(sess, fixed)
-        result.fix_verdict = tf1_judge(sess, reference_values(fixed))
+        result.fix = tf1_fix(sess, fixed)
     return result
 
 
@@ -314,15 +310,15 @@ def article_example_3(work: Path) -> Result:
           "Saver(var_list=model variables) to restore + variables_initializer(optimizer.variables())")
 def optimizer_not_saved(work: Path) -> Result:
     prefix = _save(work, optimizer="adam", saver_vars="model")
-    result, result.fix_verdict = _optimizer_restore(work, prefix, reference_values(prefix), "adam")
+    result, result.fix = _optimizer_restore(work, prefix, reference_values(prefix), "adam")
     return result
 
 
 @scenario("optimizer-variables", "adam-to-sgd", API,
-          "none needed: the Adam slots in the checkpoint are ignored")
+          "Saver(var_list=model variables) to restore; the Adam values in the checkpoint go unused")
 def adam_to_sgd(work: Path) -> Result:
     prefix = _save(work, optimizer="adam")
-    result, result.fix_verdict = _optimizer_restore(work, prefix, reference_values(prefix), "sgd")
+    result, result.fix = _optimizer_restore(work, prefix, reference_values(prefix), "sgd")
     return result
 
 
@@ -330,7 +326,7 @@ def adam_to_sgd(work: Path) -> Result:
           "Saver(var_list=model variables) to restore + variables_initializer(optimizer.variables())")
 def sgd_to_adam(work: Path) -> Result:
     prefix = _save(work, optimizer="sgd")
-    result, result.fix_verdict = _optimizer_restore(work, prefix, reference_values(prefix), "adam")
+    result, result.fix = _optimizer_restore(work, prefix, reference_values(prefix), "adam")
     return result
 
 
@@ -346,5 +342,4 @@ def saved_before_first_step(work: Path) -> Result:
         _, err = attempt(_restore, sess, prefix)
         result = (outcome_of(err, OBSERVED_ERROR_AT_RESTORE) if err else
                   Result(OBSERVED_RESTORED, tf1_judge(sess, reference), tf_check=tf1_uninitialized_check(sess)))
-        result.fix_verdict = result.verdict if not err else Verdict(result.verdict.outcome, "no fix tried")
-    return result
+    return result  # no fix: the restore above is judged complete (anything else makes fix_works "no")

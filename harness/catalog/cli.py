@@ -14,7 +14,7 @@ TABLE_COLUMNS = ["cause", "api", "variant", "observed", "outcome", "error_type",
 
 def catalog_main(args) -> int:
     from ..results import atomic_write_csv, new_run_id
-    from .causes import COLUMNS, OBSERVED_ABORTED, run_catalog
+    from .causes import COLUMNS, OBSERVED_ABORTED, run_catalog, source_commit
     from .table import format_table
 
     out_dir = Path(args.out or "results/catalog")
@@ -26,12 +26,13 @@ def catalog_main(args) -> int:
         raise ResourceError(f"cannot create {target.parent}: {e.strerror or e}") from None
 
     start = time.perf_counter()
+    commit = source_commit()
     rows = run_catalog(progress=lambda row: print(f"  {row['cause']:<24} {row['api']:<15} {row['variant']:<27} "
-                                                  f"{row['outcome']}", file=sys.stderr))
+                                                  f"{row['outcome']}", file=sys.stderr), commit=commit)
     elapsed = time.perf_counter() - start
     tf_version = rows[0]["tf_version"] if rows else "?"
-    print(f"failure catalog, TensorFlow {tf_version}, keras {rows[0].get('keras_version', '?') if rows else '?'}: "
-          f"{len(rows)} scenarios in {elapsed:.1f} s")
+    print(f"failure catalog, TensorFlow {tf_version}, keras {rows[0].get('keras_version', '?') if rows else '?'}, "
+          f"harness commit {commit or 'unknown (not a git checkout)'}: {len(rows)} scenarios in {elapsed:.1f} s")
     print(format_table(rows, TABLE_COLUMNS, max_col=32))
     silent = [r for r in rows if r["observed"] == "restored" and r["outcome"] not in ("complete",)]
     if silent:
@@ -45,8 +46,7 @@ def catalog_main(args) -> int:
     print(f"\nwritten: {target}")
     aborted = [r for r in rows if r["observed"] == OBSERVED_ABORTED]
     for r in aborted:
-        print(f"scenario aborted: {r['api']} {r['cause']}/{r['variant']}: {r['error_type']}: {r['message']}",
-              file=sys.stderr)
+        print(f"scenario aborted: {r['api']} {r['cause']}/{r['variant']}: {r['message']}", file=sys.stderr)
     return 1 if aborted else 0
 
 

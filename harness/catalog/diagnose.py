@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from ..errors import HarnessError
 from . import integrity, reader, targets
 from .compare import Comparison, PrefixMapping, compare
-from .judge import first_line
+from ..judge.core import error_summary, name_list
 
 _LIST_LIMIT = 12
 _IDENTIFIER = re.compile(r"^[A-Za-z_]\w*$")
@@ -39,12 +39,6 @@ class Report:
 
     def render(self) -> str:
         return "\n".join(_render(self))
-
-
-def _names(items, limit: int = _LIST_LIMIT) -> str:
-    items = list(items)
-    more = f" ... (+{len(items) - limit} more)" if len(items) > limit else ""
-    return ", ".join(items[:limit]) + more
 
 
 # --- code the user can paste --------------------------------------------------------
@@ -137,9 +131,10 @@ def _render_comparison(c: Comparison, prefix: str) -> list[str]:
         out.append(f"  problem  {len(explained_t)} target variables are in the checkpoint under another scope "
                    f"prefix (see below)")
     if missing:
-        out.append(f"  problem  missing (the target expects them, the checkpoint lacks them): {_names(missing)}")
+        out.append(f"  problem  missing (the target expects them, the checkpoint lacks them): "
+                   f"{name_list(missing, _LIST_LIMIT)}")
     if slots:
-        out.append(f"  problem  missing optimizer slots/state: {_names(slots)}")
+        out.append(f"  problem  missing optimizer slots/state: {name_list(slots, _LIST_LIMIT)}")
         out.append("           the checkpoint was saved without this optimizer's state (another optimizer, "
                    "or before its first step): restore the model variables only and let the optimizer start fresh")
     for name, have, want in c.shape_mismatch[:_LIST_LIMIT]:
@@ -148,7 +143,8 @@ def _render_comparison(c: Comparison, prefix: str) -> list[str]:
         out.append(f"  problem  dtype mismatch: {name}: checkpoint {have}, target {want}")
     unexpected = [n for n in c.unexpected if n not in explained_c]
     if unexpected:
-        out.append(f"  note     unexpected (in the checkpoint, not in the target): {_names(unexpected)}")
+        out.append(f"  note     unexpected (in the checkpoint, not in the target): "
+                   f"{name_list(unexpected, _LIST_LIMIT)}")
         out.append("           a TF1 Saver ignores them; TF2 read() needs status.expect_partial() to say so")
     if c.prefix:
         m = c.prefix
@@ -209,5 +205,5 @@ def diagnose(ckpt_text: str, against: str | None = None) -> Report:
     except HarnessError:
         raise
     except Exception as e:  # never a traceback: whatever TF throws becomes a line of the report
-        report.internal_error = f"{type(e).__name__}: {first_line(e)}"
+        report.internal_error = error_summary(e)
     return report

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import reader, sstable
-from .judge import first_line
+from ..judge.core import error_summary
 
 PROBLEM, NOTE, OK = "problem", "note", "ok"
 _STATE_TEMP_RE = re.compile(r"^checkpoint\.tmp[0-9a-f]{32}$")
@@ -160,7 +160,7 @@ def check_tensors(result: Integrity, bad_shards: set[int]) -> None:
     try:
         tf_reader = tf.train.load_checkpoint(info.prefix)
     except Exception as e:  # any TF error here is a finding, not a crash
-        result.add(PROBLEM, f"TensorFlow cannot open the checkpoint: {type(e).__name__}: {first_line(e)}")
+        result.add(PROBLEM, f"TensorFlow cannot open the checkpoint: {error_summary(e)}")
         result.unreadable = set(info.tensors)
         return
     failures = []
@@ -172,7 +172,7 @@ def check_tensors(result: Integrity, bad_shards: set[int]) -> None:
             tf_reader.get_tensor(key)
         except Exception as e:
             result.unreadable.add(key)
-            failures.append(f"{t.name}: {type(e).__name__}: {first_line(e)}")
+            failures.append(f"{t.name}: {error_summary(e)}")
     for text in failures[:_LIST_LIMIT]:
         result.add(PROBLEM, f"tensor does not read back: {text}")
     if len(failures) > _LIST_LIMIT:

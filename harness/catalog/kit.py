@@ -1,6 +1,16 @@
 """Building blocks shared by the catalog scenarios: the scenario registry, the
-result of one scenario, tiny deterministic variables, and the TF1 / TF2 / Keras
-helpers that save, restore and snapshot them.
+result of one scenario, tiny deterministic variables, the TF1 / TF2 / Keras
+helpers that save, restore and snapshot them, and how a restore is judged.
+
+Restores are judged by the project's one judge (harness/judge/core.py) over
+fingerprints. What stays the catalog's own is the naming: the catalog restores
+through TensorFlow's and Keras's APIs into models the harness did not build, so
+there are no logical variable names to go by. Its names are the readable names
+of what a checkpoint holds, read with the catalog's own reader (reader.py:
+TF1 variable names, TF2 object paths), and for `.weights.h5` files the layer
+position ("layer1/w0"), which is how Keras matches weights. A restored model is
+named the same way (TF2: written back and read by the same reader), so the
+judge compares like with like. The models are tiny, so values are read whole.
 
 TensorFlow is imported inside functions: importing this module is free.
 """
@@ -12,14 +22,15 @@ import itertools
 import os
 import shutil
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..outcomes import Verdict
-from . import judge as judge_mod
+from ..judge.core import error_summary, judge
+from ..judge.manifest import fingerprint
+from ..outcomes import Outcome, Verdict
 from . import reader
 
 # the article's five causes, in its order
@@ -31,16 +42,60 @@ OBSERVED_ERROR_AT_RESTORE = "error at restore"
 OBSERVED_ERROR_AT_USE = "restored; error at use"
 
 
+# fix_works: does the prescribed fix give the model everything it needs?
+FIX_YES = "yes"            # every model variable restored, every checkpoint value used, bit-identical
+FIX_ACCEPTED = "accepted"  # complete except what the fix leaves fresh or unused on purpose (fix_accepts)
+FIX_NO = "no"              # the fixed restore still fails or loses something it did not mean to
+FIX_NA = "n/a"             # no fix needed: the restore as observed is complete
+
+
+@dataclass(frozen=True)
+class FixCheck:
+    """The restore of the prescribed fix, judged against everything: all values of the
+    checkpoint it restores from and all variables of the fixed model.
+
+    `accepts` are the names the fix leaves at their initial value (model variables
+    it initialises instead of restoring) or unused (checkpoint values it drops) on
+    purpose; `lenient` is the verdict with them left out.
+    """
+
+    strict: Verdict
+    lenient: Verdict | None = None
+    accepts: tuple[str, ...] = ()
+    model_vars: int = 0
+    ckpt_values: int = 0
+
+    @property
+    def works(self) -> str:
+        if self.strict.outcome is Outcome.COMPLETE and not self.accepts:
+            return FIX_YES
+        if self.accepts and self.lenient is not None and self.lenient.outcome is Outcome.COMPLETE:
+            return FIX_ACCEPTED
+        return FIX_NO
+
+    @classmethod
+    def failed(cls, exc: BaseException) -> "FixCheck":
+        """The fix itself raised."""
+        return cls(Verdict(Outcome.ERROR, error_summary(exc)))
+
+
 @dataclass
 class Result:
-    """What one scenario saw, and whether the cause's fix worked."""
+    """What one scenario saw, and how the cause's fix did (None: no fix was tried)."""
 
     observed: str
     verdict: Verdict
     error: BaseException | None = None
     tf_check: str = ""            # what TF's own checks report (assert_consumed, report_uninitialized_variables)
-    fix_verdict: Verdict | None = None
+    fix: FixCheck | None = None
     note: str = ""
+
+    @property
+    def fix_works(self) -> str:
+        if self.fix is not None:
+            return self.fix.works
+        # no fix tried: right only when there is nothing to fix
+        return FIX_NA if self.verdict.outcome is Outcome.COMPLETE else FIX_NO
 
 
 @dataclass(frozen=True)
@@ -76,7 +131,52 @@ def values_for(name: str, shape: tuple[int, ...], generation: int = 1) -> np.nda
 
 
 def outcome_of(exc: BaseException, observed: str, tf_check: str = "") -> Result:
-    return Result(observed, judge_mod.error_verdict(exc), error=exc, tf_check=tf_check)
+    return Result(observed, Verdict(Outcome.ERROR, error_summary(exc)), error=exc, tf_check=tf_check)
+
+
+# --- judging ----------------------------------------------------------------------------
+
+def digest(value) -> str:
+    """Fingerprint of one value. String tensors come back from TensorFlow as object
+    arrays of bytes, which have no fixed-width buffer to hash: their elements are
+    hashed one by one, each with its type and length, so the digest stays exact."""
+    a = np.asarray(value)
+    if a.dtype.kind != "O":
+        return fingerprint(a)
+    parts = []
+    for item in a.reshape(-1):
+        raw = item if isinstance(item, bytes) else str(item).encode()
+        parts.append(b"b" if isinstance(item, bytes) else b"s")
+        parts.append(len(raw).to_bytes(8, "little") + raw)
+    return f"object{a.shape}:" + fingerprint(np.frombuffer(b"".join(parts), np.uint8))
+
+
+def digests(values: Mapping[str, object]) -> dict[str, str]:
+    return {name: digest(v) for name, v in values.items()}
+
+
+def judge_values(reference: Mapping[str, object], restored: Mapping[str, object], *,
+                 uninitialized=(), wrong_shape=()) -> Verdict:
+    """The one judge on the catalog's values: `reference` is what the checkpoint
+    holds, `restored` what the model holds after the restore (same naming)."""
+    return judge(digests(reference), digests(restored), uninitialized=uninitialized, wrong_shape=wrong_shape)
+
+
+def check_fix(reference: Mapping[str, object], restored: Mapping[str, object], *,
+              accept: Iterable[str] | Callable[[str], bool] = (), uninitialized=(), wrong_shape=()) -> FixCheck:
+    """Judge a fix's restore. `reference` must be everything the checkpoint the fix
+    restores from holds and `restored` every variable of the fixed model: nothing is
+    narrowed here, what the fix gives up on purpose is named in `accept` (names, or a
+    test on a name) and reported as such."""
+    expected, live = digests(reference), digests(restored)
+    present = set(expected) | set(live) | set(uninitialized)
+    accepts = tuple(sorted(n for n in present if accept(n))) if callable(accept) else \
+        tuple(sorted(set(accept) & present))
+    strict = judge(expected, live, uninitialized=uninitialized, wrong_shape=wrong_shape)
+    lenient = (judge(expected, live, uninitialized=uninitialized, wrong_shape=wrong_shape, ignored=accepts)
+               if accepts else None)
+    return FixCheck(strict, lenient, accepts, model_vars=len(set(live) | set(uninitialized)),
+                    ckpt_values=len(expected))
 
 
 def attempt(func, *args, **kwargs):
@@ -137,9 +237,15 @@ def tf1_snapshot(sess, rename: Mapping[str, str] | None = None) -> tuple[dict, l
             [rename.get(n, n) for n in reshaped])
 
 
-def tf1_judge(sess, reference, *, rename=None, fresh=()) -> Verdict:
+def tf1_judge(sess, reference, *, rename=None) -> Verdict:
     values, uninit, reshaped = tf1_snapshot(sess, rename)
-    return judge_mod.judge(reference, values, uninitialized=uninit, fresh=fresh, reshaped=reshaped)
+    return judge_values(reference, values, uninitialized=uninit, wrong_shape=reshaped)
+
+
+def tf1_fix(sess, prefix: str, *, rename=None, accept=()) -> FixCheck:
+    """A fix's restore in this session against all of checkpoint `prefix`."""
+    values, uninit, reshaped = tf1_snapshot(sess, rename)
+    return check_fix(reference_values(prefix), values, accept=accept, uninitialized=uninit, wrong_shape=reshaped)
 
 
 def tf1_uninitialized_check(sess) -> str:
@@ -180,8 +286,17 @@ def tf2_snapshot(root, work: Path) -> dict:
     return reader.read_named_values(path)
 
 
-def tf2_judge(root, work: Path, reference, *, fresh=()) -> Verdict:
-    return judge_mod.judge(reference, tf2_snapshot(root, work), fresh=fresh)
+def tf2_judge(root, work: Path, reference) -> Verdict:
+    return judge_values(reference, tf2_snapshot(root, work))
+
+
+def tf2_fix(root, work: Path, prefix: str, *, rename: Mapping[str, str] | None = None, accept=()) -> FixCheck:
+    """A fix's restore against all of checkpoint `prefix`. `root` must hold the whole
+    model (and its optimizer, if it has one), not a shim over part of it; `rename` maps
+    the model's names to the checkpoint's where the fix restores under old names."""
+    rename = rename or {}
+    restored = {rename.get(k, k): v for k, v in tf2_snapshot(root, work).items()}
+    return check_fix(reference_values(prefix), restored, accept=accept)
 
 
 def status_check(status, method: str = "assert_consumed") -> str:
@@ -190,8 +305,8 @@ def status_check(status, method: str = "assert_consumed") -> str:
         getattr(status, method)()
     except Exception as e:
         # TF appends the unmatched objects with their values, in set order: keep the stable part
-        text = judge_mod.first_line(e).split(" Showing ")[0].split(", likely due to")[0]
-        return f"{method}(): {type(e).__name__}: {text}"
+        text = error_summary(e).split(" Showing ")[0].split(", likely due to")[0]
+        return f"{method}(): {text}"
     return f"{method}(): passes"
 
 
@@ -225,6 +340,11 @@ def keras_snapshot(model) -> dict:
     """Weights by position, the way .weights.h5 matches them (layer names do not count)."""
     return {f"layer{i}/w{j}": np.asarray(w.numpy())
             for i, layer in enumerate(model.layers) for j, w in enumerate(layer.weights)}
+
+
+def keras_fix(model, reference: Mapping[str, object], *, accept=()) -> FixCheck:
+    """A fix's load_weights against every weight of the saved model (`reference`)."""
+    return check_fix(reference, keras_snapshot(model), accept=accept)
 
 
 # --- simulated interrupted saves --------------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..errors import UsageError
 from . import reader, sstable
-from .judge import first_line
+from ..judge.core import error_summary
 
 _CALLABLE_RE = re.compile(r"^(?P<module>[^:]+):(?P<func>[A-Za-z_][\w.]*)$")
 
@@ -65,7 +65,7 @@ def _from_meta(path: str) -> Target:
         with graph.as_default():
             tf.compat.v1.train.import_meta_graph(path, clear_devices=True)
     except Exception as e:  # garbage bytes, unknown ops, ...: the target is unusable
-        raise UsageError(f"--against {path}: not a usable TF1 .meta file ({type(e).__name__}: {first_line(e)})") from None
+        raise UsageError(f"--against {path}: not a usable TF1 .meta file ({error_summary(e)})") from None
     return Target(f"TF1 meta graph {path}", False, _graph_variables(graph), "meta")
 
 
@@ -112,7 +112,7 @@ def _load_callable(module_text: str, func_path: str):
         raise
     except Exception as e:
         raise UsageError(f"--against {module_text}:{func_path}: cannot load it "
-                         f"({type(e).__name__}: {first_line(e)})") from None
+                         f"({error_summary(e)})") from None
     if not callable(obj):
         raise UsageError(f"--against {module_text}:{func_path} is not callable")
     return obj
@@ -124,7 +124,7 @@ def _from_callable(text: str, module_text: str, func_path: str) -> Target:
     try:
         built = func()
     except Exception as e:
-        raise UsageError(f"--against {text}: the function raised {type(e).__name__}: {first_line(e)}") from None
+        raise UsageError(f"--against {text}: the function raised {error_summary(e)}") from None
     if isinstance(built, tf.Graph):
         return Target(f"{text} (tf.Graph)", False, _graph_variables(built), "python")
     if isinstance(built, dict):
@@ -144,7 +144,7 @@ def _from_callable(text: str, module_text: str, func_path: str) -> Target:
             variables = _trackable_variables(built)
         except Exception as e:
             raise UsageError(f"--against {text}: cannot list the object's variables "
-                             f"({type(e).__name__}: {first_line(e)})") from None
+                             f"({error_summary(e)})") from None
         return Target(f"{text} ({type(built).__name__})", True, variables, "python")
     raise UsageError(f"--against {text}: the function returned {type(built).__name__}; expected a model, "
                      f"tf.Module, tf.train.Checkpoint, tf.Graph, dict or list of variables")
