@@ -48,15 +48,12 @@ def parse_device(text: str) -> DeviceRequest:
 
 
 def visible_gpu_count() -> int:
-    """GPUs NVML sees (respecting CUDA_VISIBLE_DEVICES); no CUDA context is made."""
-    cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if cvd is not None and cvd.strip() in ("", "-1"):
-        return 0
+    """GPUs CUDA will enumerate here, without making a CUDA context: NVML's GPUs filtered by
+    CUDA_VISIBLE_DEVICES read as CUDA reads it (indices or UUIDs; the list ends at the first
+    entry that names no GPU, so '0,-1,1' is one GPU and '7' on a 2-GPU machine none)."""
     from .telemetry import gpu
-    n = gpu.device_count()
-    if cvd is not None:
-        n = min(n, len([x for x in cvd.split(",") if x.strip()]))
-    return n
+    uuids, migs = gpu.nvml_inventory()
+    return len(gpu.visible_physical_indices(os.environ.get("CUDA_VISIBLE_DEVICES"), uuids, migs))
 
 
 def check_available(req: DeviceRequest) -> None:

@@ -12,7 +12,11 @@ import os
 import tempfile
 from pathlib import Path
 
+from .errors import UsageError
+
 FORMAT_VERSION = 2
+# the results format versions this code reads (see History in docs/results-format.md)
+READABLE_FORMAT_VERSIONS = (1, 2)
 
 # phases.csv: one row per scenario x phase x repeat
 PHASE_COLUMNS = [
@@ -36,6 +40,27 @@ ROOFLINE_FOR = {
     "restore_warm": "raw_read_warm",
     "restore_cold": "raw_read_cold",
 }
+
+
+def check_version(found, accepted, what: str, path, hint: str = "") -> int:
+    """`found` if it is one of the `accepted` versions, else a UsageError of one line naming `path`.
+
+    `what` names the version field (e.g. "format_version"); `hint` is added to the message (what
+    to do about an old or a new file). Versions are JSON integers: a missing field, a string or a
+    bool is refused like an unknown number, since guessing what it meant is what this prevents.
+    """
+    readable = ", ".join(str(v) for v in accepted)
+    if found is None:
+        problem = f"no {what}"
+    elif isinstance(found, bool) or not isinstance(found, int):
+        problem = f"{what} {found!r} is not an integer"
+    elif found in accepted:
+        return found
+    else:
+        newer = " (a newer writer?)" if found > max(accepted) else ""
+        problem = f"unknown {what} {found}{newer}"
+    raise UsageError(f"{path}: {problem}; this ckpt-harness reads {what} {readable}"
+                     + (f"; {hint}" if hint else ""))
 
 
 def _umask() -> int:

@@ -32,7 +32,8 @@ from ..outcomes import Outcome, Verdict
 from .state import CrashState, DirImage
 from .target import CrashTarget, manifest_name
 
-CASE_FORMAT = 1
+CASE_FORMAT = 1                 # written as "case_format" in case.json
+READABLE_CASE_FORMATS = (1,)
 DEFAULT_CAP = 5
 # "power loss after op 21: rename a -> b; " - where a power-model state was cut, not what it lost
 _CRASH_POINT = re.compile(r"^power loss after op \d+: [^;]*; ")
@@ -111,24 +112,39 @@ def write_case_json(path: str, case: dict) -> None:
 
 
 def load_case(case_dir: str) -> dict:
-    """case.json of a case folder, checked enough to replay; UsageError otherwise."""
+    """case.json of a case folder, checked enough to replay; UsageError otherwise.
+
+    The case's version (`case_format`) and those of its manifests (`manifest_version`) are
+    checked here, in the calling process, so that an unknown one is refused with one line
+    instead of surfacing as a restore verdict from the checking process."""
+    from ..judge.manifest import Manifest
+    from ..results import check_version
+
     if not os.path.isdir(case_dir):
         raise UsageError(f"{case_dir} is not a directory")
     path = os.path.join(case_dir, "case.json")
     try:
         with open(path) as f:
             case = json.load(f)
-        target = CrashTarget.from_dict(case["target"])
-        Outcome(case["outcome"])
     except FileNotFoundError:
         raise UsageError(f"{case_dir} is not a crash case (no case.json)") from None
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{path} is not a valid case file: {e}") from None
+    if not isinstance(case, dict):
+        raise UsageError(f"{path} is not a valid case file: not a JSON object")
+    check_version(case.get("case_format"), READABLE_CASE_FORMATS, "case_format", path)
+    try:
+        target = CrashTarget.from_dict(case["target"])
+        Outcome(case["outcome"])
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise UsageError(f"{path} is not a valid case file: {e}") from None
     if not os.path.isdir(os.path.join(case_dir, "state")):
         raise UsageError(f"{case_dir} has no state/ folder")
     for g in range(1, target.k + 1):
-        if not os.path.isfile(os.path.join(case_dir, "manifests", manifest_name(g))):
+        manifest = os.path.join(case_dir, "manifests", manifest_name(g))
+        if not os.path.isfile(manifest):
             raise UsageError(f"{case_dir} lacks manifests/{manifest_name(g)}")
+        Manifest.load(manifest)  # readable, and of a version this code knows
     return case
 
 

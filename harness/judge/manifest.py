@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import UsageError
-from ..results import atomic_write_json
+from ..results import atomic_write_json, check_version
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
+READABLE_MANIFEST_VERSIONS = (1,)
 
 
 def fingerprint(array) -> str:
@@ -98,8 +99,14 @@ class Manifest:
         try:
             with open(path) as f:
                 d = json.load(f)
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read manifest {path}: {e}") from None
+        if not isinstance(d, dict):
+            raise UsageError(f"cannot read manifest {path}: not a JSON object")
+        check_version(d.get("manifest_version"), READABLE_MANIFEST_VERSIONS, "manifest_version", path)
+        try:
             entries = {k: Entry(tuple(e["shape"]), e["dtype"], e["digest"]) for k, e in d["entries"].items()}
-        except (OSError, ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise UsageError(f"cannot read manifest {path}: {e}") from None
         return cls(entries, api=d.get("api", ""), generation=d.get("generation", 1),
                    seed=d.get("seed", 0), meta=d.get("meta", {}))

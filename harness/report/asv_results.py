@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from ..results import check_version
 
 # distributions whose pinned version names the TensorFlow of an environment
 TF_DISTRIBUTIONS = ("tensorflow-cpu", "tensorflow", "tensorflow-gpu", "tf-nightly", "tf-nightly-cpu")
@@ -28,6 +29,17 @@ if TYPE_CHECKING:
     import pandas
 
 _REQUIRED_KEYS = {"commit_hash", "env_name", "results", "result_columns"}
+# what marks a JSON file under a machine dir as an asv result file, of any version
+_RESULT_FILE_KEYS = {"commit_hash", "results"}
+
+# asv's own "version" of the files read here (asv.results.Results.api_version and
+# asv.benchmarks.Benchmarks.api_version in asv 0.5/0.6). Version 1 result files keep one dict
+# per benchmark instead of the `result_columns` rows parsed here; asv itself refuses to read them
+# until `asv update` rewrites them.
+ASV_RESULT_VERSIONS = (2,)
+ASV_BENCHMARKS_VERSIONS = (2,)
+_ASV_HINT = ("`asv update` rewrites older asv files; newer ones need a ckpt-harness that knows "
+             "their layout")
 
 
 def _load_json(path: Path):
@@ -109,6 +121,8 @@ def load_results(results_dir) -> "pandas.DataFrame":
     meta = _load_json(meta_path) if meta_path.is_file() else {}
     if not isinstance(meta, dict):
         meta = {}
+    elif meta:
+        check_version(meta.get("version"), ASV_BENCHMARKS_VERSIONS, "asv file version", meta_path, _ASV_HINT)
 
     rows: list[dict] = []
     n_files = 0
@@ -118,8 +132,12 @@ def load_results(results_dir) -> "pandas.DataFrame":
             if path.name == "machine.json":
                 continue
             data = _load_json(path)
-            if not isinstance(data, dict) or not _REQUIRED_KEYS <= data.keys():
+            if not isinstance(data, dict) or not _RESULT_FILE_KEYS <= data.keys():
                 continue  # not an asv result file (e.g. something a user put there)
+            check_version(data.get("version"), ASV_RESULT_VERSIONS, "asv file version", path, _ASV_HINT)
+            if not _REQUIRED_KEYS <= data.keys():
+                missing = ", ".join(sorted(_REQUIRED_KEYS - data.keys()))
+                raise UsageError(f"{path}: malformed asv result file (no {missing})")
             n_files += 1
             try:
                 rows.extend(_rows_of_file(machine, data, meta))

@@ -10,6 +10,7 @@ import io
 
 from ..outcomes import CRASH_STATE, SINGLE_RESTORE, Outcome
 from ..results import ROOFLINE_FOR, ROOFLINE_PHASES
+from .rundata import failed_repeat_rows
 
 # (phase, title) of the four throughput panels
 THROUGHPUT_PANELS = [
@@ -49,10 +50,11 @@ IO_PHASES = set(ROOFLINE_FOR) | set(ROOFLINE_PHASES)
 
 
 def with_gbps(phases):
-    """gbps of the I/O phases filled in from state_bytes/seconds where the run left it empty."""
+    """gbps of the I/O phases filled in from state_bytes/seconds where the run left it empty,
+    except in a repeat whose restore was not complete (left empty on purpose)."""
     frame = phases.copy()
     computed = frame["state_bytes"] / frame["seconds"] / 1e9
-    fill = frame["phase"].isin(IO_PHASES) & (frame["seconds"] > 0)
+    fill = frame["phase"].isin(IO_PHASES) & (frame["seconds"] > 0) & ~failed_repeat_rows(frame)
     frame["gbps"] = frame["gbps"].fillna(computed.where(fill))
     return frame
 

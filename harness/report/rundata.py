@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UsageError
-from ..results import PHASE_COLUMNS
+from ..outcomes import Outcome
+from ..results import PHASE_COLUMNS, READABLE_FORMAT_VERSIONS, ROOFLINE_FOR, check_version
 
 PHASES_FILE = "phases.csv"
 CRASH_FILE = "crash.csv"
@@ -61,7 +62,23 @@ def _read_metadata(path: Path) -> dict:
         raise UsageError(f"{path}: not readable as JSON") from None
     if not isinstance(data, dict):
         raise UsageError(f"{path}: expected a JSON object")
+    check_version(data.get("format_version"), READABLE_FORMAT_VERSIONS, "format_version", path,
+                  "see History in docs/results-format.md")
     return data
+
+
+def failed_repeat_rows(frame):
+    """Boolean Series: the save and restore rows of a repeat (run, scenario, repeat) whose restore
+    or verify outcome is not `complete`.
+
+    Format 2 leaves their gbps and roofline_fraction empty; format 1 filled them in. The report
+    blanks them for both and never computes them back, so a restore that restored nothing is
+    not drawn as a fast one.
+    """
+    outcome = frame["outcome"].astype(str)
+    bad = (outcome != "") & (outcome != Outcome.COMPLETE.value)
+    key = frame["run_id"].astype(str) + "\0" + frame["scenario"].astype(str) + "\0" + frame["repeat"].astype(str)
+    return key.isin(set(key[bad])) & frame["phase"].isin(list(ROOFLINE_FOR))
 
 
 def load_runs(dirs: list[str | Path]) -> RunData:
@@ -79,6 +96,10 @@ def load_runs(dirs: list[str | Path]) -> RunData:
     for d in paths:
         if not d.is_dir():
             raise UsageError(f"run dir {d} does not exist")
+        # the version first: a file of an unknown format is refused before it is parsed as a known one
+        # (a dir without metadata.json, e.g. copied results files alone, has no version to check)
+        if (d / METADATA_FILE).is_file():
+            metadata[d.name] = _read_metadata(d / METADATA_FILE)
         found = False
         if (d / PHASES_FILE).is_file():
             phases.append(_read_csv(d / PHASES_FILE, PHASE_NEEDED))
@@ -88,8 +109,6 @@ def load_runs(dirs: list[str | Path]) -> RunData:
             found = True
         if not found:
             raise UsageError(f"{d} holds neither {PHASES_FILE} nor {CRASH_FILE} (not a run dir)")
-        if (d / METADATA_FILE).is_file():
-            metadata[d.name] = _read_metadata(d / METADATA_FILE)
 
     data = RunData(dirs=paths, metadata=metadata)
     if phases:
@@ -97,7 +116,10 @@ def load_runs(dirs: list[str | Path]) -> RunData:
         for c in PHASE_COLUMNS:
             if c not in frame.columns:
                 frame[c] = ""
-        data.phases = _numeric(frame, _NUMERIC_PHASE_COLUMNS)
+        frame = _numeric(frame, _NUMERIC_PHASE_COLUMNS)
+        failed = failed_repeat_rows(frame)
+        frame.loc[failed, ["gbps", "roofline_fraction"]] = float("nan")
+        data.phases = frame
     if crashes:
         frame = pd.concat(crashes, ignore_index=True)
         data.crash = _numeric(frame, ["orphan_bytes"])
