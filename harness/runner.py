@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import psutil
 
 from . import metadata
+from .child import ChannelClosed, Child, ChildFailed, exit_text, sigterm_as_interrupt
 from .devices import check_available, parse_device
 from .errors import ResourceError
 from .fsio import ensure_writable_dir
@@ -77,53 +74,6 @@ def check_resources(scenarios: list[Scenario], scratch: str) -> None:
                                 f"{format_bytes(free_disk)} is free")
 
 
-class _Terminated(Exception):
-    """SIGTERM, handled like Ctrl-C."""
-
-
-class Worker:
-    """One scenario's worker process, in its own process group."""
-
-    def __init__(self, job_path: str, log_path: str):
-        self.log = open(log_path, "wb")
-        env = dict(os.environ)
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        self.proc = subprocess.Popen([sys.executable, "-m", "harness.worker", job_path],
-                                     stdout=subprocess.PIPE, stderr=self.log, stdin=subprocess.DEVNULL,
-                                     env=env, start_new_session=True)
-        self.events: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                self.events.put(json.loads(line))
-            except ValueError:
-                continue
-        self.events.put(None)  # end of channel
-
-    def kill(self):
-        if self.proc.poll() is None:
-            for sig, wait in ((signal.SIGTERM, 3), (signal.SIGKILL, 5)):
-                try:
-                    os.killpg(self.proc.pid, sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    self.proc.wait(wait)
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-        self.close()
-
-    def close(self):
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.log.close()
-
-
 class Progress:
     def __init__(self, total: int, quiet: bool):
         self.total, self.quiet = total, quiet
@@ -145,48 +95,49 @@ def _run_one(scenario, index, scratch, repeats, timeout, progress, meta) -> list
     with open(job, "w") as f:
         json.dump({"scenario": scenario.to_dict(), "workdir": os.path.join(workdir, "ckpt"),
                    "repeats": repeats}, f)
-    log = os.path.join(scratch, f"worker-{index}.log")
-    worker = Worker(job, log)
+    worker = Child("harness.worker", os.path.join(scratch, f"worker-{index}.log"), args=(job,), what="worker")
     deadline = time.monotonic() + timeout
     rows = None
     try:
-        while True:
-            try:
-                ev = worker.events.get(timeout=max(0.05, min(1.0, deadline - time.monotonic())))
-            except queue.Empty:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{scenario.name} exceeded --timeout {timeout:.0f}s")
-                continue
-            if ev is None:
-                break
-            if ev["event"] == "hello":
-                meta.setdefault("tensorflow_runtime_version", ev["tf_version"])
-                meta.setdefault("tensorflow_gpus", ev["gpus"])
-            elif ev["event"] == "phase":
-                progress.event(index, ev)
-            elif ev["event"] == "rows":
-                rows = ev["rows"]
-            elif ev["event"] == "error":
-                if ev["kind"] in ("usage", "resource"):
-                    raise ResourceError(ev["message"])
-                raise RuntimeError(ev["message"])
-        worker.close()
-        if rows is None:
-            raise RuntimeError(f"worker exited with code {worker.proc.returncode} before finishing "
-                               f"({_last_line(log)})")
+        try:
+            ev = worker.start(timeout)
+            while True:
+                rows = _on_event(ev, index, progress, meta) or rows
+                ev = worker.recv(deadline - time.monotonic())
+        except ChildFailed as e:
+            if not e.timed_out:
+                raise RuntimeError(f"the worker ended before it was ready ({exit_text(e.exit_code)}: "
+                                   f"{e.log_tail or 'no output'})") from None
+            raise TimeoutError(f"{scenario.name} exceeded --timeout {timeout:.0f}s") from None
+        except TimeoutError:
+            raise TimeoutError(f"{scenario.name} exceeded --timeout {timeout:.0f}s") from None
+        except ChannelClosed:  # the worker is done (or dead): its exit code tells which
+            pass
+        code = worker.wait(5)
+        if rows is None or code != 0:
+            raise RuntimeError(f"the worker ended before finishing ({exit_text(code)}: "
+                               f"{worker.log_tail() or 'no output'})")
         return rows
     finally:
         worker.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _last_line(path: str) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            lines = [l.strip() for l in f if l.strip()]
-        return lines[-1] if lines else "no output"
-    except OSError:
-        return "no log"
+def _on_event(ev: dict, index: int, progress: Progress, meta: dict) -> list[dict] | None:
+    """Act on one message of the worker; returns the rows when they come."""
+    kind = ev.get("event")
+    if kind == "hello":
+        meta.setdefault("tensorflow_runtime_version", ev["tf_version"])
+        meta.setdefault("tensorflow_gpus", ev["gpus"])
+    elif kind == "phase":
+        progress.event(index, ev)
+    elif kind == "rows":
+        return ev["rows"]
+    elif kind == "error":
+        if ev["kind"] in ("usage", "resource"):
+            raise ResourceError(ev["message"])
+        raise RuntimeError(ev["message"])
+    return None
 
 
 def verdict_failure(scenario: Scenario, rows: list[dict]) -> str | None:
@@ -222,33 +173,32 @@ def main(args) -> int:
 
     rows: list[dict] = []
     failures = []
-    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(_Terminated()))
     status = "complete"
-    try:
-        for i, sc in enumerate(scenarios, 1):
-            progress.say(f"[{i}/{len(scenarios)}] {sc.name}")
-            try:
-                got = _run_one(sc, i, scratch, repeats, timeout, progress, meta)
-            except (TimeoutError, RuntimeError) as e:
-                failures.append(f"{sc.name}: {e}")
-                progress.say(f"  failed: {e}")
-                continue
-            for r in got:
-                r["run_id"] = run_id
-            rows.extend(got)
-            atomic_write_csv(os.path.join(run_dir, "phases.csv"), rows, PHASE_COLUMNS)
-            judged = verdict_failure(sc, got)
-            if judged:
-                failures.append(judged)
-                progress.say(f"  failed: {judged}")
-    except (KeyboardInterrupt, _Terminated):
-        status = "interrupted"
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        shutil.rmtree(scratch, ignore_errors=True)
-        meta.update(status=status if not failures or status != "complete" else "failed",
-                    failures=failures, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        atomic_write_json(meta_path, meta)
+    with sigterm_as_interrupt():  # SIGTERM unwinds like Ctrl-C: worker killed, scratch removed
+        try:
+            for i, sc in enumerate(scenarios, 1):
+                progress.say(f"[{i}/{len(scenarios)}] {sc.name}")
+                try:
+                    got = _run_one(sc, i, scratch, repeats, timeout, progress, meta)
+                except (TimeoutError, RuntimeError) as e:
+                    failures.append(f"{sc.name}: {e}")
+                    progress.say(f"  failed: {e}")
+                    continue
+                for r in got:
+                    r["run_id"] = run_id
+                rows.extend(got)
+                atomic_write_csv(os.path.join(run_dir, "phases.csv"), rows, PHASE_COLUMNS)
+                judged = verdict_failure(sc, got)
+                if judged:
+                    failures.append(judged)
+                    progress.say(f"  failed: {judged}")
+        except KeyboardInterrupt:
+            status = "interrupted"
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            meta.update(status=status if not failures or status != "complete" else "failed",
+                        failures=failures, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            atomic_write_json(meta_path, meta)
     if rows:
         print_summary(rows)
     print(f"results: {run_dir}")

@@ -1,15 +1,17 @@
-"""The measured process: runs one scenario and reports on a JSON-lines channel.
+"""The measured process: runs one scenario and reports over its channel.
 
-Started by harness/runner.py as `python -m harness.worker JOB.json`. Keeping the
-measured process separate from the measuring one gives each scenario a fresh
-TensorFlow (device configuration, memory peaks, ru_maxrss of its own), and lets
-the runner kill it cleanly on Ctrl-C or a timeout.
+Started by harness/runner.py through harness/child.py as
+`python -m harness.worker FD JOB.json`. Keeping the measured process separate
+from the measuring one gives each scenario a fresh TensorFlow (device
+configuration, memory peaks, ru_maxrss of its own), and lets the runner kill
+it cleanly on Ctrl-C, SIGTERM or a timeout.
 
-Channel (one JSON object per line, on the original stdout):
-  {"event": "hello", "tf_version": ..., "devices": [...]}
+Messages (JSON lines on the socket FD; stdout and stderr are the log file):
+  {"event": "hello", "tf_version": ..., "gpus": [...], "pid": ...}   TF imported
   {"event": "phase", ...}           progress, one per timed phase
   {"event": "rows", "rows": [...]}  the finished scenario's rows
   {"event": "error", "kind": "usage"|"resource"|"internal", "message": ...}
+An error may come instead of the hello (a bad job fails before TF is imported).
 """
 
 from __future__ import annotations
@@ -19,24 +21,13 @@ import os
 import sys
 
 
-def _channel():
-    # TF and friends may print to fd 1; keep the channel clean by moving it aside
-    out = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)
-    return out
-
-
 def main(argv: list[str]) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    chan = _channel()
+    from .child import child_channel
 
-    def send(obj):
-        chan.write(json.dumps(obj, default=str) + "\n")
-        chan.flush()
-
+    ch = child_channel(argv)
     from .errors import HarnessError, ResourceError
     try:
-        with open(argv[0]) as f:
+        with open(argv[1]) as f:
             job = json.load(f)
         from .phases import run_scenario
         from .session import Scenario
@@ -44,23 +35,28 @@ def main(argv: list[str]) -> int:
         scenario = Scenario.from_dict(job["scenario"])
         from .tfenv import import_tensorflow
         tf = import_tensorflow()
-        send({"event": "hello", "tf_version": tf.__version__,
-              "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]})
-        rows = run_scenario(scenario, job["workdir"], int(job["repeats"]), progress=send)
-        send({"event": "rows", "rows": rows})
+        ch.send({"event": "hello", "tf_version": tf.__version__, "pid": os.getpid(),
+                 "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]})
+        rows = run_scenario(scenario, job["workdir"], int(job["repeats"]), progress=ch.send)
+        ch.send({"event": "rows", "rows": rows})
         return 0
     except HarnessError as e:
-        send({"event": "error", "kind": "resource" if isinstance(e, ResourceError) else "usage", "message": str(e)})
+        ch.send({"event": "error", "kind": "resource" if isinstance(e, ResourceError) else "usage",
+                 "message": str(e)})
         return 2
     except MemoryError:
-        send({"event": "error", "kind": "resource", "message": "out of memory"})
+        ch.send({"event": "error", "kind": "resource", "message": "out of memory"})
         return 3
     except Exception as e:
         import traceback
-        traceback.print_exc()  # to stderr, which the runner keeps in a log file
-        send({"event": "error", "kind": "internal", "message": f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"})
+        traceback.print_exc()  # into the log; the runner quotes its last line
+        first = str(e).splitlines()[0] if str(e) else ""
+        ch.send({"event": "error", "kind": "internal", "message": f"{type(e).__name__}: {first}"})
         return 1
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # the rows are sent: skip TF's slow interpreter teardown

@@ -75,7 +75,7 @@ def test_bad_input_is_one_line(args, needle, tmp_path):
     assert "Traceback" not in p.stderr
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a size-capped tmpfs needs root")
+@pytest.mark.tmpfs
 def test_disk_check_before_starting(tmp_path):
     # a 32 MiB filesystem as --scratch: 200 MiB of state fits in RAM but not on that disk
     scratch = tmp_path / "small"
@@ -103,10 +103,21 @@ def test_help_and_list_do_not_import_tensorflow():
         assert "tensorflow" not in sys.modules, "TF was imported"
         print("ok")
     """)
-    t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert p.stdout.strip() == "ok", p.stderr
-    assert time.perf_counter() - t0 < 3
+
+    def seconds(*argv):
+        t0 = time.perf_counter()
+        p = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        return time.perf_counter() - t0, p
+
+    # against TF's own import, timed here and now: the machine's load scales both alike
+    cli_times, tf_times = [], []
+    for _ in range(2):
+        t, p = seconds("-c", code)
+        assert p.stdout.strip() == "ok", p.stderr
+        cli_times.append(t)
+        tf_times.append(seconds("-c", "import tensorflow")[0])
+    assert min(cli_times) < min(tf_times) / 3, (cli_times, tf_times)
 
 
 def test_multi_cpu_placement_in_fresh_process(tmp_path):
@@ -130,11 +141,19 @@ def test_multi_cpu_placement_in_fresh_process(tmp_path):
         assert " complete " in line and all(f"CPU:{i}" in line for i in range(3)), line
 
 
+def harness_with_sigint(*args) -> list[str]:
+    """`python -m harness ARGS` with SIGINT raising KeyboardInterrupt as at a terminal, also where
+    this test runs with SIGINT ignored (a background job inherits that, and Python keeps it)."""
+    code = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "runpy.run_module('harness', run_name='__main__', alter_sys=True)")
+    return [sys.executable, "-c", code, *args]
+
+
 def test_ctrl_c_keeps_finished_results_and_leaves_nothing_behind(tmp_path):
     out = tmp_path / "runs"
-    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", "--api", "tf2-checkpoint", "--api",
-                             "tf2-manager", "--size", "4MiB", "--vars", "16", "--repeat", "2",
-                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(harness_with_sigint("run", "--api", "tf2-checkpoint", "--api", "tf2-manager",
+                                                "--size", "4MiB", "--vars", "16", "--repeat", "2", "--out", str(out)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     parent = psutil.Process(proc.pid)
     deadline = time.time() + 240
     children = []

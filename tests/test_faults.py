@@ -62,14 +62,13 @@ def run(children, tmp_path, mode, api="tf2-manager", **kw):
     return camp, rows, meta
 
 
-def _check_rows(camp, rows, meta, mode):
+def _check_rows(camp, rows, meta):
     assert rows, "a run must produce crash states"
     for col in ("run_id", "api", "mode", "model", "state_id", "fault", "outcome", "detail", "orphan_bytes", "case_dir"):
         assert col in rows[0]
     assert {r["outcome"] for r in rows} <= VOCAB
     assert len({r["state_id"] for r in rows}) == len(rows)
-    assert all(r["mode"] == mode and r["run_id"] == camp.run_id for r in rows)
-    assert meta["mode"] == mode and meta["states_total"] == len(rows) and meta["states_per_second"] > 0
+    assert meta["states_total"] == len(rows) and meta["states_per_second"] > 0
     for r in rows:
         if r["case_dir"]:
             case = os.path.join(camp.run_dir, r["case_dir"])
@@ -89,10 +88,11 @@ def trace_runs(children, tmp_path_factory, strace_path):
     return {model: run(children, out, "trace", model=model) for model in ("process", "power")}
 
 
+@pytest.mark.strace
 def test_trace_states_cover_the_save_and_power_adds_failures(trace_runs):
     (pcamp, prows, pmeta), (wcamp, wrows, wmeta) = trace_runs["process"], trace_runs["power"]
-    _check_rows(pcamp, prows, pmeta, "trace")
-    _check_rows(wcamp, wrows, wmeta, "trace")
+    _check_rows(pcamp, prows, pmeta)
+    _check_rows(wcamp, wrows, wmeta)
     # the process model ends with the complete save and starts with the untouched directory
     assert prows[0]["outcome"] == "rollback"
     assert any(r["outcome"] == "new" for r in prows)
@@ -103,9 +103,9 @@ def test_trace_states_cover_the_save_and_power_adds_failures(trace_runs):
     p_fail = sum(Outcome(r["outcome"]).is_failure for r in prows)
     w_fail = sum(Outcome(r["outcome"]).is_failure for r in wrows)
     assert len(wrows) > len(prows) and w_fail >= p_fail
-    assert {r["model"] for r in wrows} == {"power"}
 
 
+@pytest.mark.strace
 def test_replay_reproduces_a_case_and_flags_a_tampered_one(trace_runs, children, tmp_path, cli):
     from harness.faults.cases import replay
 
@@ -130,22 +130,31 @@ def test_replay_reproduces_a_case_and_flags_a_tampered_one(trace_runs, children,
     assert "DIFFERENT" in r.stdout
 
 
-def test_kill_mode(children, tmp_path):
+@pytest.mark.parametrize("points", [pytest.param("strace", marks=pytest.mark.strace), "polled"])
+def test_kill_mode(children, tmp_path, monkeypatch, points):
     from harness.faults import strace
 
+    if points == "polled":   # as on a machine without strace
+        monkeypatch.setattr(strace, "available", lambda: None)
     camp, rows, meta = run(children, tmp_path, "kill", trials=3, seed=1)
-    _check_rows(camp, rows, meta, "kill")
-    assert len(rows) == 3 and {r["model"] for r in rows} == {"process"}
+    _check_rows(camp, rows, meta)
+    assert len(rows) == 3
     assert all(r["fault"].startswith("SIG") for r in rows)
-    # a kill never turns into silent corruption or an unreadable directory for this API
-    assert all(int(r["orphan_bytes"]) >= 0 for r in rows)
-    if strace.available():
+    # tf2-manager renames complete files into place: a kill leaves save k or save k-1, never
+    # a directory that restores wrong values (silent) or nothing (lost)
+    assert {r["outcome"] for r in rows} <= {"new", "rollback"}, [(r["outcome"], r["fault"]) for r in rows]
+    notes = meta["per_api"]["tf2-manager"]["notes"]
+    if points == "strace":
         assert rows[0]["fault_kind"] == "kill-event"   # the schedule starts at a file event
+        assert not notes
+    else:
+        assert "kill-event" not in {r["fault_kind"] for r in rows}
+        assert any("strace not installed" in n for n in notes)
 
 
 def test_mutate_mode_and_planted_silent_corruption(children, tmp_path):
     camp, rows, meta = run(children, tmp_path, "mutate", trials=2, index_offsets=6)
-    _check_rows(camp, rows, meta, "mutate")
+    _check_rows(camp, rows, meta)
     kinds = {r["fault_kind"] for r in rows}
     assert {"truncate-index", "truncate-data", "bitflip-data", "delete", "state-missing"} <= kinds
     planted = {r["fault_kind"]: r for r in rows if r["fault_kind"].startswith("planted")}
@@ -157,21 +166,19 @@ def test_mutate_mode_and_planted_silent_corruption(children, tmp_path):
 
 def test_mutate_tf1_saver_planted_value_is_silent(children, tmp_path):
     camp, rows, meta = run(children, tmp_path, "mutate", api="tf1-saver", trials=1, index_offsets=2)
-    _check_rows(camp, rows, meta, "mutate")
+    _check_rows(camp, rows, meta)
     change = next(r for r in rows if r["fault_kind"] == "planted-change-value")
     assert change["outcome"] == "silent"
 
 
-@pytest.mark.parametrize("method", ["tmpfs", "rlimit"])
+@pytest.mark.parametrize("method", [pytest.param("tmpfs", marks=pytest.mark.tmpfs), "rlimit"])
 def test_diskfull_mode_error_is_clear_and_previous_checkpoint_survives(children, tmp_path, monkeypatch, method):
     from harness.faults import diskfull
 
-    if method == "tmpfs" and not diskfull.can_mount():
-        pytest.skip("mounting a tmpfs needs root")
     if method == "rlimit":
         monkeypatch.setattr(diskfull, "can_mount", lambda: False)
     camp, rows, meta = run(children, tmp_path, "diskfull", trials=2, seed=3)
-    _check_rows(camp, rows, meta, "diskfull")
+    _check_rows(camp, rows, meta)
     starved = rows[0]   # the first fraction leaves well under half a checkpoint of room
     assert starved["note"].startswith("save raised"), starved["note"]
     assert starved["outcome"] == "rollback", starved["detail"]

@@ -1,7 +1,13 @@
 """Crash tooling pieces that need no TensorFlow: strace parsing, the crash-state
-model, the outcome decision, orphan counting, relocation, bad input."""
+model, the outcome decision, orphan counting, relocation, bad input, and the
+switch (CKPT_REQUIRE_ALL) that makes the strace and tmpfs tests required."""
 
 from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -109,7 +115,8 @@ def test_process_model_prefixes_and_partial_writes():
     assert last["ckpt-3.data"] == DATA and last["checkpoint"].endswith(b'"ckpt-3"')
     assert "d.tempstate9" not in last and "ckpt-2.data" in last
     partial = [s for s in states if s.fault_kind == "partial-write"]
-    assert sorted(len(s.image.files["d.tempstate9"]) for s in partial) == partial_points(len(DATA))
+    # 5120 bytes: cut one page short of the end and after one page (half a write rounds down to 0)
+    assert sorted(len(s.image.files["d.tempstate9"]) for s in partial) == [1024, 4096]
     for s in partial:
         n = len(s.image.files["d.tempstate9"])
         assert s.image.files["d.tempstate9"] == DATA[:n]              # a prefix, never invented bytes
@@ -145,8 +152,10 @@ def test_write_data_taken_from_final_file_when_strace_cut_it():
 
 
 def test_partial_points_inside_the_write():
-    assert partial_points(PAGE) == []
-    assert all(0 < p < 3 * PAGE for p in partial_points(3 * PAGE))
+    assert partial_points(PAGE) == []                          # one page: no point strictly inside
+    assert partial_points(3 * PAGE) == [PAGE, 2 * PAGE]        # half rounds down onto the first page
+    assert partial_points(10 * PAGE) == [PAGE, 5 * PAGE, 9 * PAGE]
+    assert partial_points(10 * PAGE + 100) == [PAGE, 5 * PAGE, 9 * PAGE + 100]
 
 
 def _att(path, restored=True, gen=None, error="", mismatch=""):
@@ -202,3 +211,17 @@ def test_replay_rejects_a_folder_that_is_not_a_case(cli, tmp_path):
     (tmp_path / "case.json").write_text("{not json")
     r = cli("replay", str(tmp_path))
     assert r.returncode == 2 and "not a valid case file" in r.stderr
+
+
+def test_require_all_turns_a_missing_strace_from_a_skip_into_a_failure(tmp_path):
+    # the suite's own conftest, on a test that needs strace, where no strace can be found
+    shutil.copy(os.path.join(os.path.dirname(__file__), "conftest.py"), tmp_path)
+    (tmp_path / "test_needs.py").write_text("import pytest\n\n\n@pytest.mark.strace\ndef test_traced():\n    pass\n")
+    env = {k: v for k, v in os.environ.items() if k != "CKPT_REQUIRE_ALL"}
+    env["PATH"] = str(tmp_path / "no-tools-here")
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(tmp_path)]
+    lax = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert lax.returncode == 0 and "1 skipped" in lax.stdout and "strace is not installed" in lax.stdout, lax.stdout
+    strict = subprocess.run(cmd, cwd=tmp_path, env={**env, "CKPT_REQUIRE_ALL": "1"}, capture_output=True,
+                            text=True, timeout=300)
+    assert strict.returncode == 1 and "CKPT_REQUIRE_ALL=1 but strace is not installed" in strict.stdout, strict.stdout

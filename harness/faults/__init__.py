@@ -11,5 +11,6 @@
     checker      the long-lived restoring process; classify: the outcome rules
     state        in-memory directory images, orphan bytes
     cases        case folders and replay; bench: states/s for asv
-    ipc          JSON lines over Unix sockets
+
+The child processes and their channel are harness/child.py's, shared with `run`.
 """

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -27,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .. import metadata
+from ..child import sigterm_as_interrupt
 from ..outcomes import CRASH_STATE, Outcome
 from ..results import atomic_write_csv, atomic_write_json, new_run_id
 from ..specs import GraphSpec, layout, total_bytes
@@ -111,28 +111,24 @@ class Campaign:
         self.work = tempfile.mkdtemp(prefix=".work-", dir=self.run_dir)
         self.keeper = cases.CaseKeeper(self.run_dir, self.cfg.case_cap)
         self.blobs = BlobStore(os.path.join(self.work, "blobs"))
-        old_term = None
-        if threading.current_thread() is threading.main_thread():
-            old_term = signal.signal(signal.SIGTERM, _term_to_interrupt)
         t0 = time.monotonic()
-        try:
-            self._start_children()
-            for api in self.cfg.apis:
-                self._run_api(api)
+        with sigterm_as_interrupt():  # SIGTERM unwinds through the same `finally` as Ctrl-C
+            try:
+                self._start_children()
+                for api in self.cfg.apis:
+                    self._run_api(api)
+                    self._write()
+            except KeyboardInterrupt:
+                self.interrupted = True
+                raise
+            finally:
+                for child in (self.zygote, self.checker):
+                    if child is not None and not self._shared:
+                        child.close()
+                diskfull.unmount_all()
+                shutil.rmtree(self.work, ignore_errors=True)
+                self.wall_seconds = time.monotonic() - t0
                 self._write()
-        except KeyboardInterrupt:
-            self.interrupted = True
-            raise
-        finally:
-            for child in (self.zygote, self.checker):
-                if child is not None and not self._shared:
-                    child.close()
-            diskfull.unmount_all()
-            shutil.rmtree(self.work, ignore_errors=True)
-            self.wall_seconds = time.monotonic() - t0
-            self._write()
-            if old_term is not None:
-                signal.signal(signal.SIGTERM, old_term)
         return self
 
     def _start_children(self) -> None:
@@ -339,10 +335,6 @@ def _start_quietly(child) -> None:
         child.start()
     except Exception:
         pass
-
-
-def _term_to_interrupt(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")
 
 
 def failures(rows: list[dict]) -> Counter:

@@ -14,25 +14,23 @@ state. Restore attempts are cached by the content digest of the checkpoint's
 files: the same bytes restore the same way, and most states share their older
 checkpoints.
 
-Run as `python -m harness.faults.checker FD`.
+Run as `python -m harness.faults.checker FD` by harness/child.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 
+from ..child import ChannelClosed, Child, child_channel, exit_text
 from ..outcomes import Outcome, Verdict
-from . import ipc
 from .classify import Attempt, decide
 from .target import CrashTarget, manifest_name
 
 DEFAULT_TIMEOUT = 60.0
-START_TIMEOUT = 180.0
+WARM_TIMEOUT = 180.0   # building a target's model the first time
 
 
 # -- worker side (TensorFlow imported) ------------------------------------------------
@@ -140,17 +138,15 @@ def check_state(ctx: _Context, req: dict, channel) -> dict:
 
 
 def worker_main(argv: list[str]) -> int:
-    os.dup2(2, 1)  # TF's prints go to the log, never into the protocol
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    channel = ipc.Channel.from_fd(int(argv[0]))
+    channel = child_channel(argv)
     import tensorflow as tf
 
     ctx = _Context()
-    channel.send({"event": "ready", "tf_version": tf.__version__, "pid": os.getpid()})
+    channel.send({"event": "hello", "tf_version": tf.__version__, "pid": os.getpid()})
     while True:
         try:
             req = channel.recv()
-        except ipc.ChannelClosed:
+        except ChannelClosed:
             return 0
         if req.get("cmd") == "exit":
             return 0
@@ -164,7 +160,7 @@ def worker_main(argv: list[str]) -> int:
             continue
         try:
             channel.send(check_state(ctx, req, channel))
-        except ipc.ChannelClosed:
+        except ChannelClosed:
             return 0
         except Exception as e:  # a bug or a bad request: report, stay alive
             from ..judge.core import error_summary
@@ -172,68 +168,50 @@ def worker_main(argv: list[str]) -> int:
 
 
 # -- harness side -------------------------------------------------------------------------
-def _exit_text(code) -> str:
-    if code is None:
-        return "still running"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit code {code}"
-
-
-def _last_line(path: str) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - 4096))
-            lines = [l.strip() for l in f.read().decode(errors="replace").splitlines() if l.strip()]
-        return lines[-1][:200] if lines else ""
-    except OSError:
-        return ""
-
-
 class Checker:
     """Client of one worker process; replaces the worker when it dies or hangs."""
 
     def __init__(self, log_path: str, timeout: float = DEFAULT_TIMEOUT):
         self.log_path = log_path
         self.timeout = timeout
-        self.proc = None
-        self.ch = None
+        self.child = None
         self.tf_version = ""
         self.restarts = 0
         self.checked = 0
         self.busy_seconds = 0.0
 
-    def start(self) -> "Checker":
-        if self.proc is not None:
-            return self
-        from .saver_control import start_child
+    @property
+    def proc(self):
+        return self.child.proc if self.child is not None else None
 
-        self._log = open(self.log_path, "ab")
-        self.proc, self.ch, hello = start_child("harness.faults.checker", self._log, "checking")
-        self.tf_version = hello.get("tf_version", "")
+    @property
+    def ch(self):
+        return self.child.ch if self.child is not None else None
+
+    def start(self) -> "Checker":
+        if self.child is not None:
+            return self
+        from .saver_control import start_tf_child
+
+        # held before it is up, so that close() from another thread can stop a start
+        self.child = Child("harness.faults.checker", self.log_path, what="checking")
+        try:
+            self.tf_version = start_tf_child(self.child).get("tf_version", "")
+        except BaseException:
+            self.child = None
+            raise
         return self
 
     def _kill(self) -> int | None:
-        from .saver_control import kill_group
-
-        code = None
-        if self.proc is not None:
-            kill_group(self.proc)
-            code = self.proc.returncode
-            self._log.close()
-        if self.ch is not None:
-            self.ch.close()
-        self.proc, self.ch = None, None
+        code = self.child.kill() if self.child is not None else None
+        self.child = None
         return code
 
     def warm(self, target: CrashTarget) -> None:
         """Build the target's model in the worker ahead of the first state."""
         self.start()
         self.ch.send({"cmd": "warm", "target": target.to_dict()})
-        msg = self.ch.recv(START_TIMEOUT)
+        msg = self.ch.recv(WARM_TIMEOUT)
         if msg.get("event") != "warm":
             raise RuntimeError(f"the checker could not build {target.api}: {msg.get('error')}")
 
@@ -261,28 +239,21 @@ class Checker:
             self.restarts += 1
             return Verdict(Outcome.HANG, f"restoring {current} did not finish within {self.timeout:.0f}s "
                                          f"(checker killed)"), {}
-        except ipc.ChannelClosed:
-            log_tail = _last_line(self.log_path)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
+        except ChannelClosed:
+            self.child.wait(5)   # let it finish dying: its own exit status, not our SIGKILL
+            log_tail = self.child.log_tail()
             code = self._kill()
             self.restarts += 1
-            return Verdict(Outcome.CRASH, f"the restoring process died ({_exit_text(code)}) while restoring "
+            return Verdict(Outcome.CRASH, f"the restoring process died ({exit_text(code)}) while restoring "
                                           f"{current}" + (f": {log_tail}" if log_tail else "")), {}
         finally:
             self.checked += 1
             self.busy_seconds += time.monotonic() - t0
 
     def close(self) -> None:
-        if self.proc is not None and self.ch is not None:
-            try:
-                self.ch.send({"cmd": "exit"})
-                self.proc.wait(5)
-            except (ipc.ChannelClosed, subprocess.TimeoutExpired, OSError):
-                pass
-        self._kill()
+        if self.child is not None:
+            self.child.close()
+            self.child = None
 
     def __enter__(self):
         return self

@@ -11,20 +11,21 @@ save that reports success on a full disk is the worst finding), and the state
 left behind (rollback expected: save k-1 must survive).
 
 Mounts are always undone: in `finally`, by an atexit hook, and on SIGTERM
-(turned into an exception while a mount is up) — Ctrl-C unwinds through the
-same `finally`.
+(turned into KeyboardInterrupt by harness/child.py's sigterm_as_interrupt while
+a mount is up), which unwinds through the same `finally` as Ctrl-C.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import random
 import shutil
-import signal
 import subprocess
 import threading
 
+from ..child import sigterm_as_interrupt
 from .state import CrashState, DirImage
 
 PAGE = 4096
@@ -67,22 +68,27 @@ def can_mount() -> bool:
 
 
 class Tmpfs:
-    """A tmpfs mounted at `path` for the life of a `with` block."""
+    """A tmpfs mounted at `path` for the life of a `with` block; a SIGTERM meanwhile unwinds
+    the block (as KeyboardInterrupt), so the mount is undone."""
 
     def __init__(self, path: str, size: int):
         self.path, self.size = path, size
-        self._old_term = None
+        self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "Tmpfs":
         os.makedirs(self.path, exist_ok=True)
-        r = _run(["mount", "-t", "tmpfs", "-o", f"size={self.size},mode=0700", "tmpfs", self.path])
-        if r.returncode != 0:
-            raise MountError(r.stderr.strip() or "mount failed")
-        with _lock:
-            _mounted.add(self.path)
-        if threading.current_thread() is threading.main_thread():
-            self._old_term = signal.getsignal(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, _term_to_exception)
+        # SIGTERM handled from before the mount, and the path registered before mount runs:
+        # however early a signal lands, unmount() and the atexit hook know what to undo
+        self._stack.enter_context(sigterm_as_interrupt())
+        try:
+            with _lock:
+                _mounted.add(self.path)
+            r = _run(["mount", "-t", "tmpfs", "-o", f"size={self.size},mode=0700", "tmpfs", self.path])
+            if r.returncode != 0:
+                raise MountError(r.stderr.strip() or "mount failed")
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def resize(self, size: int) -> None:
@@ -96,17 +102,14 @@ class Tmpfs:
         return (st.f_blocks - st.f_bfree) * st.f_frsize
 
     def __exit__(self, *exc):
-        unmount(self.path)
-        if self._old_term is not None:
-            signal.signal(signal.SIGTERM, self._old_term)
         try:
-            os.rmdir(self.path)
-        except OSError:
-            pass
-
-
-def _term_to_exception(signum, frame):
-    raise KeyboardInterrupt("SIGTERM")
+            unmount(self.path)
+            try:
+                os.rmdir(self.path)
+            except OSError:
+                pass
+        finally:
+            self._stack.close()
 
 
 def fractions(trials: int, seed: int) -> list[float]:

@@ -6,9 +6,9 @@ save is what the harness kills, traces or starves of disk. Forking after the
 import (before any TF op runs) turns a ~5 s start into a fraction of a second,
 which is what makes dozens of kill trials affordable.
 
-Run as `python -m harness.faults.saver_child FD`; FD is a Unix socket to the
-harness (harness/faults/saver_control.py drives it). Trial sockets arrive over
-it with SCM_RIGHTS.
+Run as `python -m harness.faults.saver_child FD` by harness/child.py; FD is
+its channel to the harness (harness/faults/saver_control.py drives it). Trial
+sockets arrive over it with SCM_RIGHTS.
 """
 
 from __future__ import annotations
@@ -18,11 +18,6 @@ import resource
 import signal
 import sys
 import time
-
-
-def _quiet_stdout() -> None:
-    # TF and Python warnings go to the log; fd 1 must not be used for anything
-    os.dup2(2, 1)
 
 
 def _save(adapter, directory: str, generation: int):
@@ -88,7 +83,7 @@ class Trial:
         return {"ok": True, "changed": changed}
 
     def serve(self) -> None:
-        from .ipc import ChannelClosed
+        from ..child import ChannelClosed
 
         handlers = {"prepare": self.prepare, "save": self.save, "plant": self.plant}
         while True:
@@ -111,7 +106,7 @@ class Trial:
 
 
 def _run_trial(fd: int, target_dict: dict) -> None:
-    from .ipc import Channel
+    from ..child import Channel
     from .target import CrashTarget
 
     code = 0
@@ -145,11 +140,9 @@ def _reap(pid: int, timeout: float):
 
 
 def main(argv: list[str]) -> int:
-    _quiet_stdout()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from .ipc import Channel, ChannelClosed
+    from ..child import ChannelClosed, child_channel
 
-    ch = Channel.from_fd(int(argv[0]))
+    ch = child_channel(argv)
     import tensorflow as tf  # once, before any fork; no op runs here
 
     from .. import devices  # noqa: F401  (imported now so trials fork with it loaded)
@@ -158,7 +151,7 @@ def main(argv: list[str]) -> int:
     from . import planted  # noqa: F401
     for api in ("tf2-manager", "tf1-saver"):
         get_adapter(api)
-    ch.send({"event": "ready", "tf_version": tf.__version__, "pid": os.getpid()})
+    ch.send({"event": "hello", "tf_version": tf.__version__, "pid": os.getpid()})
     while True:
         try:
             msg, fd = ch.recv_with_fd()

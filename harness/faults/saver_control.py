@@ -8,57 +8,49 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
+from ..child import Channel, ChannelClosed, Child, ChildFailed, pair
 from ..errors import ResourceError
-from . import ipc
 
-START_TIMEOUT = 180.0   # TF import on a busy 2-core machine
 STEP_TIMEOUT = 300.0    # prepare / save of a small checkpoint
 
 
-def child_env() -> dict:
-    env = dict(os.environ)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def start_child(module: str, log, what: str):
-    """Start `python -m MODULE FD` in its own session, talking over a channel on FD, and wait
-    for its hello (it has imported TF by then). Returns (process, channel, hello)."""
-    ch, theirs = ipc.pair()
+def start_tf_child(child: Child) -> dict:
+    """Start a crash-mode child (it imports TensorFlow) and return its hello; one that never
+    gets that far is a ResourceError (one line on the command line)."""
     try:
-        proc = subprocess.Popen([sys.executable, "-m", module, str(theirs.fileno())],
-                                pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                env=child_env(), start_new_session=True)
-    finally:
-        theirs.close()
-    try:
-        return proc, ch, ch.recv(START_TIMEOUT)
-    except (TimeoutError, ipc.ChannelClosed):
-        kill_group(proc)
-        ch.close()
-        raise ResourceError(f"the {what} process did not start (log: {log.name})") from None
+        return child.start()
+    except ChildFailed as e:
+        raise ResourceError(str(e)) from None
 
 
 class Zygote:
     def __init__(self, log_path: str):
         self.log_path = log_path
-        self.proc = None
-        self.ch = None
+        self.child: Child | None = None
         self.tf_version = ""
 
+    @property
+    def proc(self):
+        return self.child.proc if self.child is not None else None
+
+    @property
+    def ch(self):
+        return self.child.ch if self.child is not None else None
+
     def start(self) -> "Zygote":
-        self._log = open(self.log_path, "ab")
-        self.proc, self.ch, hello = start_child("harness.faults.saver_child", self._log, "saving")
-        self.tf_version = hello.get("tf_version", "")
+        # held before it is up, so that close() from another thread can stop a start
+        self.child = Child("harness.faults.saver_child", self.log_path, what="saving")
+        try:
+            self.tf_version = start_tf_child(self.child).get("tf_version", "")
+        except BaseException:
+            self.child = None
+            raise
         return self
 
     def fork(self, target) -> "Trial":
-        mine, theirs = ipc.pair()
+        mine, theirs = pair()
         try:
             self.ch.send_fd({"cmd": "fork", "target": target.to_dict()}, theirs.fileno())
         finally:
@@ -72,37 +64,16 @@ class Zygote:
         return self.ch.recv(timeout + 10).get("status")
 
     def close(self) -> None:
-        if self.proc is None:
-            return
-        try:
-            if self.proc.poll() is None and self.ch is not None:
-                self.ch.send({"cmd": "exit"})
-                self.proc.wait(5)
-        except (ipc.ChannelClosed, subprocess.TimeoutExpired, OSError):
-            pass
-        kill_group(self.proc)
-        if self.ch is not None:
-            self.ch.close()
-        self._log.close()
-        self.proc = None
-
-
-def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the whole process group of a child started with start_new_session, then reap it."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        pass
+        """Let the zygote exit, then kill its process group: trials go with it."""
+        if self.child is not None:
+            self.child.close()
+            self.child = None
 
 
 class Trial:
     """One forked trial process: prepare (saves 1..k-1), then save k."""
 
-    def __init__(self, zygote: Zygote, pid: int, channel: ipc.Channel):
+    def __init__(self, zygote: Zygote, pid: int, channel: Channel):
         self.zygote, self.pid, self.ch = zygote, pid, channel
         self.exit_code = None
 
@@ -125,7 +96,7 @@ class Trial:
         finish() then reaps it, with SIGKILL if need be."""
         try:
             return self.ch.recv(timeout)
-        except (ipc.ChannelClosed, TimeoutError):
+        except (ChannelClosed, TimeoutError):
             return None
 
     def signal(self, sig: int) -> None:
@@ -140,7 +111,7 @@ class Trial:
             return self.exit_code
         try:
             self.ch.send({"cmd": "exit"})
-        except ipc.ChannelClosed:
+        except ChannelClosed:
             pass
         status = None
         try:
@@ -148,7 +119,7 @@ class Trial:
             if status is None:
                 self.signal(signal.SIGKILL)
                 status = self.zygote.wait(self.pid, timeout)
-        except (ipc.ChannelClosed, TimeoutError):
+        except (ChannelClosed, TimeoutError):
             self.signal(signal.SIGKILL)
         self.ch.close()
         self.exit_code = status
