@@ -1,13 +1,14 @@
 """Rates as the harness itself reports them: GB/s and fraction of the disk
-roofline (from harness.phases.run_scenario), the harness's overhead over a
-bare Checkpoint.write loop, and crash states checked per second."""
+roofline (from harness.phases.run_scenario), the harness's save time over a
+bare TensorFlow script's (separate processes, harness.overhead), and crash
+states checked per second."""
 
 import itertools
 import os
 import tempfile
 
-from .common import (GRID_NAMES, GRID_PARAMS, LARGE, N_VARS, SIZES, gpu_skips, median, require_device,
-                     scenario, skip_gpu_without_gpu)
+from .common import (GRID_NAMES, GRID_PARAMS, LARGE, SkipNotImplemented, bare_script, check_rows, gpu_skips,
+                     median, require_device, scenario, skip_gpu_without_gpu)
 
 REPEATS = 3
 
@@ -30,9 +31,7 @@ def _run_grid() -> dict:
 
 
 def _median_of(grid, combo, phase, column) -> float:
-    rows = grid[combo]
-    if isinstance(rows, str):
-        raise RuntimeError(rows)
+    rows = check_rows(grid[combo])  # raises when any restore of the combination was incomplete
     values = [r[column] for r in rows if r["phase"] == phase and r.get(column) not in (None, "")]
     if not values:
         raise RuntimeError(f"the harness recorded no {column} for {phase}")
@@ -76,33 +75,70 @@ class Throughput:
     track_restore_cold_roofline_fraction.unit = "fraction of roofline"
 
 
-class Overhead:
-    """Save time the harness reports over a bare Checkpoint.write loop (tf2-checkpoint, CPU)."""
+class SaveOverhead:
+    """The harness's save over a bare TensorFlow script's Checkpoint.write (tf2-checkpoint, CPU),
+    each side in its own process, alternating (harness.overhead.compare_save)."""
 
-    params = [SIZES, N_VARS]
+    params = [["64MiB"], [64]]
     param_names = ["state_size", "n_vars"]
     rounds = 1
-    timeout = 3600 if LARGE else 600
+    timeout = 1800
 
-    def track_overhead_ratio(self, state_size, n_vars):
-        from harness.session import overhead_ratio
+    def setup_cache(self):
+        from harness.overhead import compare_save
 
-        spec = scenario("tf2-checkpoint", state_size, n_vars, "cpu").spec
-        workdir = tempfile.mkdtemp(prefix="ckpt-bench-", dir=os.environ.get("CKPT_BENCH_DIR"))
-        return overhead_ratio(spec, repeats=7, workdir=workdir)  # the session removes workdir
-    track_overhead_ratio.unit = "harness/bare"
+        out = {}
+        for size, n_vars in itertools.product(*self.params):
+            try:
+                out[(size, n_vars)] = compare_save(size, n_vars, rounds=2, repeats=3, script=bare_script(),
+                                                   workdir=os.environ.get("CKPT_BENCH_DIR"))
+            except FileNotFoundError as e:  # the suite runs without the checkout's scripts/
+                out[(size, n_vars)] = e
+            except Exception as e:  # e.g. an incomplete restore: that combination fails, loudly
+                out[(size, n_vars)] = f"{type(e).__name__}: {e}"
+        return out
+
+    def _get(self, res, state_size, n_vars, key):
+        got = res[(state_size, n_vars)]
+        if isinstance(got, FileNotFoundError):
+            raise SkipNotImplemented(str(got))
+        if isinstance(got, str):
+            raise RuntimeError(got)
+        return got[key]
+
+    def track_save_reported_over_bare(self, res, state_size, n_vars):
+        """Median save the harness reports / median bare Checkpoint.write."""
+        return self._get(res, state_size, n_vars, "reported_ratio")
+    track_save_reported_over_bare.unit = "harness/bare"
+
+    def track_save_phase_wall_over_bare(self, res, state_size, n_vars):
+        """Median wall time of the harness's whole save phase / median bare Checkpoint.write."""
+        return self._get(res, state_size, n_vars, "phase_wall_ratio")
+    track_save_phase_wall_over_bare.unit = "harness/bare"
+
+    def track_save_cpu_over_bare(self, res, state_size, n_vars):
+        """Median process CPU seconds of the harness's saves / of the bare writes (steadier than
+        wall time on a loaded machine; the harness's side includes its sampler thread)."""
+        return self._get(res, state_size, n_vars, "cpu_ratio")
+    track_save_cpu_over_bare.unit = "harness/bare"
 
 
 class CrashStates:
-    """Crash states judged per second by a small crash campaign (trace mode; mutate without strace)."""
+    """Crash states judged per second by a small crash campaign, per mode (trace needs strace)."""
 
-    params = [["tf2-manager"]]
-    param_names = ["api"]
+    params = [["tf2-manager"], ["trace", "mutate"]]
+    param_names = ["api", "mode"]
     rounds = 1
     timeout = 900
 
-    def track_crash_states_per_second(self, api):
+    def setup(self, api, mode):
+        from harness.faults import strace
+
+        if mode == "trace" and strace.available() is None:
+            raise SkipNotImplemented("trace mode needs strace (apt-get install -y strace)")
+
+    def track_crash_states_per_second(self, api, mode):
         from harness.faults.bench import states_per_second
 
-        return states_per_second(api=api)
+        return states_per_second(api=api, mode=mode)
     track_crash_states_per_second.unit = "states/s"

@@ -110,18 +110,40 @@ def session(api: str, state_size: str, n_vars: int, device: str, *, saved: bool 
     return s
 
 
-def prepare_restore(s, cold: bool) -> None:
-    """What ScenarioSession.restore does before its clock starts; here in asv's setup."""
-    from harness.fsio import drop_cache
-
-    s.adapter.poison()
-    if cold:
-        drop_cache(s.last_save.files)
+def bare_script() -> str:
+    """scripts/bare_save.py of the checkout the suite runs from (not part of the wheel)."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "bare_save.py")
 
 
-def restore_prepared(s) -> None:
-    """The timed part of a restore: only the API's own restore call."""
-    s.adapter.restore(s.last_save.path)
+def finish_save(bench) -> None:
+    """asv teardown after a save sample: the untimed finish (fingerprints, manifest)."""
+    s = getattr(bench, "s", None)  # absent when setup skipped the combination
+    if s is not None and s.last_save is not None and not s.save_pending:
+        s.finish_save()
+
+
+def check_restore(bench) -> None:
+    """asv teardown after a restore sample: raise unless the oracle judges it complete,
+    so an incomplete restore fails the benchmark instead of recording its time."""
+    s = getattr(bench, "s", None)
+    if s is None:
+        return
+    verdict = s.verify()
+    if not verdict.ok:
+        raise RuntimeError(f"restore not complete: {verdict.outcome}: {verdict.detail}")
+
+
+def check_rows(rows) -> list[dict]:
+    """run_scenario rows of one combination, or RuntimeError when any restore or verify of
+    it was not judged complete (its figures would describe work that was not done)."""
+    from harness.phases import incomplete_restores
+
+    if isinstance(rows, str):  # the error that stopped the scenario
+        raise RuntimeError(rows)
+    why = incomplete_restores(rows)
+    if why:
+        raise RuntimeError(why)
+    return rows
 
 
 @atexit.register

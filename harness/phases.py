@@ -3,15 +3,15 @@ roofline and the oracle's verdicts, as rows of phases.csv."""
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from typing import Callable
 
 from .judge.core import error_summary
-from .outcomes import Outcome, Verdict
+from .outcomes import Outcome, Verdict, worst
 from .results import ROOFLINE_FOR, ROOFLINE_PHASES
 from .session import Scenario, ScenarioSession
+from .telemetry import gpu as gpu_tel
 from .telemetry.sampler import Sampler
 
 IO_PHASES = set(ROOFLINE_FOR) | set(ROOFLINE_PHASES)
@@ -26,8 +26,15 @@ def _gpu_index(session: ScenarioSession):
     return None
 
 
-def run_scenario(scenario: Scenario, workdir: str, repeats: int, progress: Emit | None = None) -> list[dict]:
-    """Run every phase `repeats` times; returns the rows (roofline fractions filled in)."""
+def run_scenario(scenario: Scenario, workdir: str, repeats: int, progress: Emit | None = None,
+                 warmup: bool = True) -> list[dict]:
+    """Run every phase `repeats` times; returns the rows (roofline fractions filled in).
+
+    With `warmup`, one untimed round of the same scenario comes first: a process's first
+    build, save and restore of a model pay one-time costs (TensorFlow instantiating its
+    save/restore functions, first use of memory), 2-4x the steady save at 64 MiB, which
+    with the default 3 repeats pulled the median up.
+    """
     progress = progress or (lambda _ev: None)
     rows: list[dict] = []
     session = ScenarioSession(scenario, workdir)
@@ -36,55 +43,73 @@ def run_scenario(scenario: Scenario, workdir: str, repeats: int, progress: Emit 
             "n_vars": scenario.spec.n_vars, "shape_mix": scenario.spec.shape_mix,
             "optimizer": scenario.spec.optimizer}
     try:
-        with Sampler(gpu_index=gpu_index, tf_gpu=f"GPU:{gpu_index}" if gpu_index is not None else None) as sampler:
-            def record(phase, repeat, fn):
-                if phase in IO_PHASES and phase != "save_durable":
-                    # start with no dirty pages of an earlier phase; save_durable must find the
-                    # save's own dirty pages still there, since flushing them is what it times
-                    os.sync()
+        # The disk roofline of every repeat first, away from the timed phases: measured
+        # between init and save, its writes, fsync and cold reads slowed the save after it
+        # by 1.1-1.4x (64 MiB, 512 MiB), still 1.16x with 1.5 s of CPU work in between.
+        raw = [session.roofline() for _ in range(repeats)]
+        if warmup:
+            _warm_up(session)
+        # NVML counts physical GPUs and ignores CUDA_VISIBLE_DEVICES: map TF's logical GPU to it
+        nvml = gpu_tel.nvml_device_for_tf_gpu(gpu_index, bus_id=gpu_tel.tf_gpu_bus_id(gpu_index)) \
+            if gpu_index is not None else None
+        with Sampler(gpu_index=nvml.index if nvml else None,
+                     tf_gpu=f"GPU:{gpu_index}" if gpu_index is not None else None) as sampler:
+            def record(phase, repeat, fn, prepare=None, finish=None):
+                """Time fn() with telemetry; prepare/finish are the phase's untimed steps (they
+                count in the phase's wall time, reported with the progress event only)."""
+                t_wall = time.perf_counter()
+                if prepare is not None:
+                    prepare()
                 sampler.start()
                 seconds, extra = fn()
                 row = dict(base, phase=phase, repeat=repeat, seconds=seconds, **sampler.stop().as_row())
                 row.update(extra)
+                if finish is not None:
+                    finish()
                 rows.append(row)
                 progress({"event": "phase", "scenario": scenario.name, "phase": phase, "repeat": repeat,
-                          "seconds": seconds, "outcome": row.get("outcome", "")})
+                          "seconds": seconds, "outcome": row.get("outcome", ""),
+                          "wall_seconds": time.perf_counter() - t_wall})
                 return row
 
             for r in range(repeats):
+                for phase in ROOFLINE_PHASES:
+                    rows.append(dict(base, phase=phase, repeat=r, seconds=raw[r][phase]))
                 record("build", r, lambda: (session.build(), {}))
                 record("init", r, lambda: (session.init(), {}))
-                raw = session.roofline()
-                for phase in ROOFLINE_PHASES:
-                    rows.append(dict(base, phase=phase, repeat=r, seconds=raw[phase]))
                 timing = {}
 
                 def save():
-                    timing["t"] = t = session.save()
+                    timing["t"] = t = session.save_call()
                     return t.done_seconds, {}
+                # prepare: previous save removed, then os.sync (start from a clean page cache);
+                # finish: fingerprints for the manifest, kept in memory for now
+                save_steps = dict(prepare=session.prepare_save, finish=session.record_manifest)
                 if scenario.api == "async-checkpoint":
                     # one save, two clocks: the call's return and the write being done
-                    save_row = record("save", r, save)
+                    save_row = record("save", r, save, **save_steps)
                     rows.insert(len(rows) - 1, dict(save_row, phase="save_return",
                                                     seconds=timing["t"].return_seconds))
                 else:
-                    record("save", r, save)
+                    record("save", r, save, **save_steps)
 
                 def durable():
                     extra = session.make_durable()  # fsync after the API returned
                     return timing["t"].done_seconds + extra, {"extra_seconds": extra}
-                record("save_durable", r, durable)
+                # no sync before: flushing the save's own dirty pages is what this phase times;
+                # the manifest file comes after, so its pages are not flushed with the checkpoint
+                record("save_durable", r, durable, finish=session.write_manifest)
                 for phase, cold in (("restore_warm", False), ("restore_cold", True)):
                     verdict = {}
 
-                    def restore(cold=cold, verdict=verdict):
+                    def restore(verdict=verdict):
                         try:
-                            seconds = session.restore(cold=cold)
+                            seconds = session.restore_call()
                         except Exception as e:  # a failed restore is a result, not a harness crash
                             verdict["v"] = Verdict(Outcome.ERROR, error_summary(e))
                             return float("nan"), {}
                         return seconds, {}
-                    row = record(phase, r, restore)
+                    row = record(phase, r, restore, prepare=lambda cold=cold: session.prepare_restore(cold))
                     if "v" not in verdict:
                         verdict["v"] = session.verify()  # untimed here; the verify phase times it
                     row.update(verdict["v"].as_dict())
@@ -97,6 +122,20 @@ def run_scenario(scenario: Scenario, workdir: str, repeats: int, progress: Emit 
         row["state_bytes"] = state_bytes
     _fill_rates(rows, state_bytes)
     return rows
+
+
+def _warm_up(session: ScenarioSession) -> None:
+    """One untimed round of every phase; nothing is recorded."""
+    session.build()
+    session.init()
+    session.save()
+    session.make_durable()
+    for cold in (False, True):
+        try:
+            session.restore(cold=cold)
+            session.verify()
+        except Exception:
+            break  # the timed repeats record what a failing restore does
 
 
 def _timed_verify(session: ScenarioSession):
@@ -115,6 +154,19 @@ def _failed_repeats(rows: list[dict]) -> set:
     """Repeats whose restore or verify verdict is not `complete`."""
     return {r["repeat"] for r in rows
             if r.get("outcome") not in (None, "") and r["outcome"] != Outcome.COMPLETE.value}
+
+
+def incomplete_restores(rows: list[dict]) -> str | None:
+    """One line on the restore/verify verdicts of a scenario's rows that are not `complete`
+    (how many, the worst, where), or None when every one is complete. The runner fails the
+    run on it and the asv benchmarks raise on it."""
+    bad = [r for r in rows if r.get("outcome") not in (None, "") and r["outcome"] != Outcome.COMPLETE.value]
+    if not bad:
+        return None
+    outcome = worst(r["outcome"] for r in bad)
+    first = next(r for r in bad if r["outcome"] == outcome.value)
+    return (f"{len(bad)} restore/verify verdict(s) not complete, worst {outcome} "
+            f"({first['phase']} r{first['repeat']}: {first.get('detail', '')})")
 
 
 def _fill_rates(rows: list[dict], state_bytes: int) -> None:

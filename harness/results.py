@@ -23,7 +23,7 @@ PHASE_COLUMNS = [
     "run_id", "scenario", "api", "device", "n_vars", "state_bytes", "shape_mix",
     "optimizer", "phase", "repeat", "seconds", "gbps", "roofline_fraction", "suspect",
     "extra_seconds", "peak_rss_bytes", "ru_maxrss_bytes", "io_read_bytes",
-    "io_write_bytes", "cpu_seconds", "gpu_peak_bytes", "nvml_mem_used_bytes",
+    "io_write_bytes", "cpu_seconds", "gpu_peak_bytes", "gpu_peak_kind", "nvml_mem_used_bytes",
     "nvml_util_pct", "nvml_power_w", "outcome", "detail",
 ]
 

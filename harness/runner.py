@@ -22,7 +22,7 @@ from .child import ChannelClosed, Child, ChildFailed, exit_text, sigterm_as_inte
 from .devices import check_available, parse_device
 from .errors import ResourceError
 from .fsio import ensure_writable_dir
-from .outcomes import Outcome, worst
+from .phases import incomplete_restores
 from .results import PHASE_COLUMNS, atomic_write_csv, atomic_write_json, new_run_id
 from .savers import check_api
 from .session import Scenario
@@ -142,13 +142,8 @@ def _on_event(ev: dict, index: int, progress: Progress, meta: dict) -> list[dict
 
 def verdict_failure(scenario: Scenario, rows: list[dict]) -> str | None:
     """One line when any restore or verify of the scenario was not judged `complete`."""
-    bad = [r for r in rows if r.get("outcome") not in (None, "") and r["outcome"] != Outcome.COMPLETE.value]
-    if not bad:
-        return None
-    outcome = worst(r["outcome"] for r in bad)
-    first = next(r for r in bad if r["outcome"] == outcome.value)
-    return (f"{scenario.name}: {len(bad)} restore/verify verdict(s) not complete, worst {outcome} "
-            f"({first['phase']} r{first['repeat']}: {first.get('detail', '')})")
+    why = incomplete_restores(rows)
+    return f"{scenario.name}: {why}" if why else None
 
 
 def main(args) -> int:

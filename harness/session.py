@@ -1,9 +1,11 @@
 """One scenario in the measured process: an adapter plus timed phase methods.
 
-Used by the runner's worker (harness/worker.py) and directly by the asv
-benchmarks. Each method times exactly its phase and nothing else; the work
-the harness does around it (poisoning, fingerprints, cache eviction) is done
-outside the timed region.
+Used by the runner's worker (harness/phases.py) and directly by the asv
+benchmarks. Each method times exactly its phase and nothing else. Save and
+restore are split into an untimed preparation (removing the previous save,
+poisoning, os.sync, cache eviction), the timed API call, and for a save an
+untimed finish (fingerprints, manifest), so that the worker and asv run the
+same code around the same timed call.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class ScenarioSession:
         self.last_save: SaveTiming | None = None
         self._saves = 0
         self._last_dir = None
+        self._next_dir = None
 
     # -- phases ----------------------------------------------------------------
     def build(self) -> float:
@@ -94,18 +97,60 @@ class ScenarioSession:
             return os.path.join(self.workdir, "manager")
         return os.path.join(self.workdir, f"save-{self._saves}")
 
-    def save(self) -> SaveTiming:
+    # A save is three steps, so that the worker and asv time the same thing: prepare_save
+    # (untimed), save_call (the timed API call), finish_save (untimed: manifest).
+    def prepare_save(self, sync: bool = True) -> str:
+        """Remove the previous save, make the next directory, then flush dirty pages.
+
+        Removing first and syncing after matters: on ext4 (mounted with `discard` here) a
+        removal left for the journal to commit during the timed write slowed it by up to
+        1.6x; synced before the write, it is paid here.
+        """
         if self._last_dir and self.scenario.api != "tf2-manager":
             shutil.rmtree(self._last_dir, ignore_errors=True)  # keep disk use at one checkpoint
+            self._last_dir = None
         self._saves += 1
-        directory = self._last_dir = self.save_dir()
+        self._next_dir = self.save_dir()
+        os.makedirs(self._next_dir, exist_ok=True)
+        if sync:
+            os.sync()
+        return self._next_dir
+
+    def save_call(self) -> SaveTiming:
+        """The timed part: the API's own save call into the prepared directory, nothing else."""
+        if self._next_dir is None:
+            raise RuntimeError("save_call() needs prepare_save() first")
+        directory, self._next_dir = self._next_dir, None
+        self._last_dir = directory
         result = self.adapter.save(directory)
         self.last_save = SaveTiming(result.return_seconds, result.done_seconds, result.path, result.files)
+        return self.last_save
+
+    @property
+    def save_pending(self) -> bool:
+        """prepare_save() ran and its save_call() has not."""
+        return self._next_dir is not None
+
+    def record_manifest(self) -> Manifest:
+        """Fingerprint the live state, once per state (init() forgets it)."""
         if self.manifest is None:
             self.manifest = Manifest.from_adapter(self.adapter, meta={"scenario": self.scenario.to_dict()})
+        return self.manifest
+
+    def write_manifest(self) -> None:
         # no fsync: it would flush the fresh checkpoint too and spoil the durable-save timing
-        self.manifest.write(directory, durable=False)
-        return self.last_save
+        self.record_manifest().write(self._last_dir, durable=False)
+
+    def finish_save(self) -> None:
+        self.record_manifest()
+        self.write_manifest()
+
+    def save(self) -> SaveTiming:
+        """All three steps; only the API call is in the returned timing."""
+        self.prepare_save()
+        timing = self.save_call()
+        self.finish_save()
+        return timing
 
     def make_durable(self) -> float:
         """fsync the last save's files and their directories; returns the extra seconds."""
@@ -113,13 +158,25 @@ class ScenarioSession:
         fsync_paths(self.last_save.files)
         return time.perf_counter() - t0
 
-    def restore(self, cold: bool = False) -> float:
+    # A restore likewise: prepare_restore (untimed), restore_call (timed).
+    def prepare_restore(self, cold: bool = False, sync: bool = True) -> None:
+        """Overwrite the live state (so a restore that writes nothing cannot pass), flush
+        dirty pages, and for a cold restore evict the checkpoint from the page cache."""
         self.adapter.poison()
+        if sync:
+            os.sync()
         if cold:
             drop_cache(self.last_save.files)
+
+    def restore_call(self) -> float:
+        """The timed part: the API's own restore call; returns its seconds."""
         t0 = time.perf_counter()
         self.adapter.restore(self.last_save.path)
         return time.perf_counter() - t0
+
+    def restore(self, cold: bool = False) -> float:
+        self.prepare_restore(cold)
+        return self.restore_call()
 
     def verify(self) -> Verdict:
         return compare(self.adapter, self.manifest, self.last_save.path)
@@ -145,8 +202,3 @@ class ScenarioSession:
     def __exit__(self, *exc):
         self.close()
 
-
-def overhead_ratio(spec: GraphSpec, repeats: int, workdir: str) -> float:
-    """The harness's reported save time over a bare Checkpoint.write loop (see harness/overhead.py)."""
-    from .overhead import measure
-    return measure(spec, repeats, workdir)["reported_ratio"]

@@ -137,3 +137,17 @@ def test_tf_gpu_maps_to_the_nvml_device_at_its_bus_id():
     assert dev.how == "pci-bus-id" and dev.bus_id == bus
     assert gpu.sample(dev.index)["mem_used_bytes"] > 0
     assert gpu.reset_tf_peak("GPU:0") is True
+
+
+@pytest.mark.parametrize("reset_ok,kind", [(True, "phase"), (False, "running")])
+def test_sampler_says_when_the_gpu_peak_is_a_running_peak(monkeypatch, reset_ok, kind):
+    # TF's side is stood in for at the harness's own seam (no GPU here): a failed
+    # reset_memory_stats must not pass a running peak off as the phase's peak
+    from harness.telemetry import gpu, sampler
+
+    monkeypatch.setattr(gpu, "reset_tf_peak", lambda dev: reset_ok)
+    monkeypatch.setattr(gpu, "tf_peak_bytes", lambda dev: 123)
+    s = sampler.Sampler(tf_gpu="GPU:0")
+    s.start()
+    t = s.stop()
+    assert t.gpu_peak_bytes == 123 and t.gpu_peak_kind == kind

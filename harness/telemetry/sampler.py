@@ -30,6 +30,7 @@ class PhaseTelemetry:
     nvml_util_pct: float | None = None
     nvml_power_w: float | None = None
     gpu_peak_bytes: int | None = None
+    gpu_peak_kind: str | None = None  # "phase", or "running" when TF could not reset its peak
 
     def as_row(self) -> dict:
         return dict(self.__dict__)
@@ -45,6 +46,7 @@ class Sampler:
         self.proc = psutil.Process()
         self.gpu_index = gpu_index if gpu_index is not None and gpu.device_count() > gpu_index else None
         self.tf_gpu = tf_gpu  # "GPU:0" for tf.config.experimental memory stats
+        self._peak_reset = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
@@ -94,23 +96,14 @@ class Sampler:
         self._poll()
         self._io0 = self._io()
         self._cpu0 = sum(self.proc.cpu_times()[:2])
-        if self.tf_gpu:
-            try:
-                import tensorflow as tf
-                tf.config.experimental.reset_memory_stats(self.tf_gpu)
-            except Exception:
-                pass
+        self._peak_reset = gpu.reset_tf_peak(self.tf_gpu) if self.tf_gpu else False
 
     def stop(self) -> PhaseTelemetry:
         self._poll()
         io1 = self._io()
-        gpu_peak = None
-        if self.tf_gpu:
-            try:
-                import tensorflow as tf
-                gpu_peak = int(tf.config.experimental.get_memory_info(self.tf_gpu)["peak"])
-            except Exception:
-                gpu_peak = None
+        gpu_peak = gpu.tf_peak_bytes(self.tf_gpu) if self.tf_gpu else None
+        # a peak TF could not reset is the process's running peak: say so rather than pass it off
+        peak_kind = None if gpu_peak is None else ("phase" if self._peak_reset else "running")
         with self._lock:
             nv = dict(self._nvml)
             peak = self._peak_rss
@@ -125,4 +118,5 @@ class Sampler:
             nvml_util_pct=nv["util_pct"],
             nvml_power_w=nv["power_w"],
             gpu_peak_bytes=gpu_peak,
+            gpu_peak_kind=peak_kind,
         )
