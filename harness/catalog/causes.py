@@ -65,7 +65,9 @@ def source_commit(directory: str | os.PathLike | None = None) -> str:
         head = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30)
         if head.returncode != 0:
             return ""
-        dirty = subprocess.run(git + ["diff", "--quiet", "HEAD", "--"], capture_output=True, timeout=60)
+        # results/ is left out: the tables being written there are not the code that makes them
+        dirty = subprocess.run(git + ["diff", "--quiet", "HEAD", "--", ":(top)", ":(top,exclude)results"],
+                               capture_output=True, timeout=60)
     except (OSError, subprocess.SubprocessError):
         return ""
     return head.stdout.strip() + ("-dirty" if dirty.returncode == 1 else "")
