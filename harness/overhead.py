@@ -61,7 +61,7 @@ def run_harness(size: str, n_vars: int, repeats: int, workdir: str, *, shape_mix
     Raises when any restore was not judged complete: a figure from a restore that
     restored nothing is no figure.
     """
-    from .outcomes import worst
+    from .phases import incomplete_restores
     from .session import Scenario
     from .specs import GraphSpec
     from .units import parse_size
@@ -83,18 +83,16 @@ def run_harness(size: str, n_vars: int, repeats: int, workdir: str, *, shape_mix
             res = json.load(f)
     finally:
         shutil.rmtree(d, ignore_errors=True)
-    bad = [r for r in res["rows"] if r.get("outcome") not in (None, "", "complete")]
-    if bad:
-        w = worst(r["outcome"] for r in bad)
-        first = next(r for r in bad if r["outcome"] == w.value)
-        raise RuntimeError(f"harness restore not complete: {w}: {first.get('detail', '')}")
+    why = incomplete_restores(res["rows"])
+    if why:
+        raise RuntimeError(f"harness process: {why}")
     return res
 
 
 def harness_seconds(res: dict, phase: str) -> tuple[list[float], list[float]]:
     """(reported seconds, whole-phase wall seconds) of `phase`, one per repeat."""
     reported = [r["seconds"] for r in res["rows"] if r["phase"] == phase]
-    wall = [e["wall_seconds"] for e in res["phases"] if e["phase"] == phase]
+    wall = [e["wall_seconds"] for e in res["phases"] if e["phase"] == phase and "wall_seconds" in e]
     return reported, wall
 
 

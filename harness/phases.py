@@ -31,9 +31,10 @@ def run_scenario(scenario: Scenario, workdir: str, repeats: int, progress: Emit 
     """Run every phase `repeats` times; returns the rows (roofline fractions filled in).
 
     With `warmup`, one untimed round of the same scenario comes first: a process's first
-    build, save and restore of a model pay one-time costs (TensorFlow instantiating its
-    save/restore functions, first use of memory), 2-4x the steady save at 64 MiB, which
-    with the default 3 repeats pulled the median up.
+    build, save and restore of a layout pay one-time costs (TensorFlow instantiating its
+    kernels and save/restore functions): the first save took 2-5x a later one at 64 MiB,
+    the first build 3.3x at 5,000 variables, and with the default 3 repeats that pulled
+    the median up.
     """
     progress = progress or (lambda _ev: None)
     rows: list[dict] = []
@@ -102,14 +103,22 @@ def run_scenario(scenario: Scenario, workdir: str, repeats: int, progress: Emit 
                 for phase, cold in (("restore_warm", False), ("restore_cold", True)):
                     verdict = {}
 
+                    def prepare(cold=cold, verdict=verdict):
+                        try:
+                            session.prepare_restore(cold)
+                        except Exception as e:  # e.g. a model a failed restore left unusable
+                            verdict["v"] = Verdict(Outcome.ERROR, error_summary(e))
+
                     def restore(verdict=verdict):
+                        if "v" in verdict:
+                            return float("nan"), {}
                         try:
                             seconds = session.restore_call()
                         except Exception as e:  # a failed restore is a result, not a harness crash
                             verdict["v"] = Verdict(Outcome.ERROR, error_summary(e))
                             return float("nan"), {}
                         return seconds, {}
-                    row = record(phase, r, restore, prepare=lambda cold=cold: session.prepare_restore(cold))
+                    row = record(phase, r, restore, prepare=prepare)
                     if "v" not in verdict:
                         verdict["v"] = session.verify()  # untimed here; the verify phase times it
                     row.update(verdict["v"].as_dict())
