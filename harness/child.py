@@ -192,6 +192,21 @@ class ChildFailed(RuntimeError):
         self.timed_out, self.exit_code, self.log_tail = timed_out, exit_code, log_tail
 
 
+class ChildOwner:
+    """For a client that holds at most one Child in `self.child`: its process and channel,
+    or None while there is no child."""
+
+    child: "Child | None" = None
+
+    @property
+    def proc(self):
+        return self.child.proc if self.child is not None else None
+
+    @property
+    def ch(self):
+        return self.child.ch if self.child is not None else None
+
+
 class Child:
     """`python -m MODULE FD ARGS...` in a session of its own, with a Channel on FD and its
     stdout and stderr appended to `log_path`. One use: after kill() start a new Child.

@@ -24,7 +24,7 @@ import os
 import sys
 import time
 
-from ..child import ChannelClosed, Child, child_channel, exit_text
+from ..child import ChannelClosed, Child, ChildOwner, child_channel, exit_text
 from ..outcomes import Outcome, Verdict
 from .classify import Attempt, decide
 from .target import CrashTarget, manifest_name
@@ -168,7 +168,7 @@ def worker_main(argv: list[str]) -> int:
 
 
 # -- harness side -------------------------------------------------------------------------
-class Checker:
+class Checker(ChildOwner):
     """Client of one worker process; replaces the worker when it dies or hangs."""
 
     def __init__(self, log_path: str, timeout: float = DEFAULT_TIMEOUT):
@@ -179,14 +179,6 @@ class Checker:
         self.restarts = 0
         self.checked = 0
         self.busy_seconds = 0.0
-
-    @property
-    def proc(self):
-        return self.child.proc if self.child is not None else None
-
-    @property
-    def ch(self):
-        return self.child.ch if self.child is not None else None
 
     def start(self) -> "Checker":
         if self.child is not None:

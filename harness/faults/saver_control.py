@@ -10,7 +10,7 @@ import os
 import signal
 import time
 
-from ..child import Channel, ChannelClosed, Child, ChildFailed, pair
+from ..child import Channel, ChannelClosed, Child, ChildFailed, ChildOwner, pair
 from ..errors import ResourceError
 
 STEP_TIMEOUT = 300.0    # prepare / save of a small checkpoint
@@ -25,19 +25,11 @@ def start_tf_child(child: Child) -> dict:
         raise ResourceError(str(e)) from None
 
 
-class Zygote:
+class Zygote(ChildOwner):
     def __init__(self, log_path: str):
         self.log_path = log_path
         self.child: Child | None = None
         self.tf_version = ""
-
-    @property
-    def proc(self):
-        return self.child.proc if self.child is not None else None
-
-    @property
-    def ch(self):
-        return self.child.ch if self.child is not None else None
 
     def start(self) -> "Zygote":
         # held before it is up, so that close() from another thread can stop a start
