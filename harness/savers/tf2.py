@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 
+from . import tfvars
 from .base import (LEARNING_RATE, SaveResult, SaverAdapter,
                    files_with_prefix, tf_dtype_name)
 
@@ -97,13 +98,12 @@ class TF2Checkpoint(SaverAdapter):
     def iter_values(self, skip=()):
         for name, var in self._all_state():
             if name not in skip:
-                yield name, var.numpy()
+                yield name, tfvars.read(var)
 
     def poison(self) -> None:
-        import tensorflow as tf
-
-        for _, var in self._all_state():
-            var.assign(tf.zeros_like(var))
+        if getattr(self, "_zero_fill", None) is None:
+            self._zero_fill = tfvars.ZeroFill()
+        self._zero_fill(var for _, var in self._all_state())
 
     # -- save / restore --------------------------------------------------------
     def save(self, directory: str) -> SaveResult:
@@ -180,8 +180,36 @@ class TF2Manager(TF2Checkpoint):
         return tf.train.latest_checkpoint(directory)
 
 
+class TF2Sharded(TF2Manager):
+    """CheckpointManager.save with CheckpointOptions(experimental_sharding_callback=
+    MaxShardSizePolicy): the data is split into many `ckpt-N.data-*` shards. Option
+    `shard_bytes` (default: an eighth of the state, at least 4 KiB) is the shard size cap."""
+
+    api = "tf2-sharded"
+
+    def _options(self):
+        import tensorflow as tf
+
+        total = sum(v.nbytes for v in self.variables) * (3 if self.optimizer else 1)
+        size = int(self.options.get("shard_bytes") or max(4096, total // 8))
+        policy = tf.train.experimental.MaxShardSizePolicy(max_shard_size=size)
+        return tf.train.CheckpointOptions(experimental_sharding_callback=policy)
+
+    def save(self, directory: str) -> SaveResult:
+        mgr = self._manager(directory)
+        opts = self._options()
+        t0 = time.perf_counter()
+        path = mgr.save(options=opts)
+        t = time.perf_counter() - t0
+        return SaveResult(path, files_with_prefix(path, ("checkpoint",)), t, t)
+
+
 class AsyncCheckpoint(TF2Checkpoint):
-    """Checkpoint.write with experimental_enable_async_checkpoint: the call returns early."""
+    """Checkpoint.write with experimental_enable_async_checkpoint: the call returns early.
+
+    Options (the crash target sets both): `manager=True` saves through a CheckpointManager
+    (`ckpt-N`, as most async users do); `wait=False` returns when the API call returns, with
+    the write still going on in the background (`finish_pending()` waits for it)."""
 
     api = "async-checkpoint"
 
@@ -189,14 +217,32 @@ class AsyncCheckpoint(TF2Checkpoint):
         import tensorflow as tf
 
         os.makedirs(directory, exist_ok=True)
-        prefix = os.path.join(directory, self.prefix_name)
         opts = tf.train.CheckpointOptions(experimental_enable_async_checkpoint=True)
         t0 = time.perf_counter()
-        path = self.ckpt.write(prefix, options=opts)
+        if self.options.get("manager"):
+            path = self._manager(directory).save(options=opts)
+        else:
+            path = self.ckpt.write(os.path.join(directory, self.prefix_name), options=opts)
         t_return = time.perf_counter() - t0
+        if not self.options.get("wait", True):
+            return SaveResult(path, [], t_return, 0.0)
         self.ckpt.sync()  # blocks until the background write has finished
         t_done = time.perf_counter() - t0
         return SaveResult(path, files_with_prefix(path), t_return, t_done)
+
+    def _manager(self, directory: str):
+        return TF2Manager._manager(self, directory)
+
+    def finish_pending(self) -> None:
+        """Wait for a background write still going on."""
+        self.ckpt.sync()
+
+    def latest(self, directory: str):
+        if self.options.get("manager"):
+            import tensorflow as tf
+
+            return tf.train.latest_checkpoint(directory)
+        return super().latest(directory)
 
     def restore(self, path: str) -> None:
         self.ckpt.sync()
