@@ -14,6 +14,7 @@ import psutil
 from . import __version__
 from .results import FORMAT_VERSION
 from .telemetry import gpu
+from .tfenv import keras_info
 
 
 def _cpu_model() -> str:
@@ -70,6 +71,7 @@ def collect(out_dir: str | None = None, **extra) -> dict:
         "python_version": platform.python_version(),
         "python_implementation": platform.python_implementation(),
         "tensorflow_version": installed_tf_version(),
+        **keras_info(),   # the Keras tf.keras gives here and in every child (TF_USE_LEGACY_KERAS)
         "platform": platform.platform(),
         "hostname": socket.gethostname(),
         "cpu_model": _cpu_model(),

@@ -48,9 +48,10 @@ def quiet_tensorflow() -> None:
 
 
 def versions() -> tuple[str, str]:
-    import keras
     import tensorflow as tf
-    return tf.__version__, keras.__version__
+
+    from ..tfenv import keras_info
+    return tf.__version__, keras_info()["keras_version"]   # tf-keras's under --keras 2
 
 
 def source_commit(directory: str | os.PathLike | None = None) -> str:

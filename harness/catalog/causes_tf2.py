@@ -211,7 +211,8 @@ def truncated(work: Path) -> Result:
 # --- 5. optimizer variables ----------------------------------------------------------------
 
 def _keras_optimizer(kind: str):
-    import keras
+    import tensorflow as tf
+    keras = tf.keras   # Keras 3, or tf-keras under --keras 2
     return {"adam": lambda: keras.optimizers.Adam(0.1), "sgd": lambda: keras.optimizers.SGD(0.1)}[kind]()
 
 

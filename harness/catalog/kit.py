@@ -322,7 +322,8 @@ def keras_train_step(model_vars: list, optimizer) -> None:
 
 def keras_mlp(units: list[tuple[str, int]], generation: int = 1, *, build: bool = True, input_dim: int = 4):
     """Sequential of Dense layers with deterministic weights (when built)."""
-    import keras
+    import tensorflow as tf
+    keras = tf.keras   # Keras 3, or tf-keras under --keras 2
     layers = [keras.layers.Dense(n, name=name) for name, n in units]
     model = keras.Sequential(([keras.Input((input_dim,))] if build else []) + layers)
     if build:

@@ -3,6 +3,7 @@
     cli          argument checks and printing
     campaign     one run: states from a mode -> checker -> crash.csv, cases
     target       what is saved: API, graph spec, which save crashes (k)
+    apis         the crash targets: adapter options, where their checkpoints lie
     saver_child  the saving process: a TF-importing zygote that forks trials
     saver_control  harness side of it
     kill / mutate / diskfull   the modes that produce states directly

@@ -31,7 +31,7 @@ from ..outcomes import CRASH_STATE, Outcome
 from ..results import atomic_write_csv, atomic_write_json, new_run_id
 from ..specs import GraphSpec, layout, total_bytes
 from ..units import format_bytes
-from . import cases, crashstates, diskfull, kill, mutate, strace
+from . import apis, cases, crashstates, diskfull, kill, mutate, strace
 from .checker import DEFAULT_TIMEOUT, Checker
 from .record import record_save, time_save
 from .saver_control import Zygote
@@ -39,7 +39,7 @@ from .state import BlobStore, DirImage
 from .target import DEFAULT_K, DEFAULT_MAX_TO_KEEP, CrashTarget
 
 MODES = ("kill", "mutate", "diskfull", "trace")
-CRASH_APIS = ("tf2-manager", "tf2-checkpoint", "tf1-saver")
+CRASH_APIS = apis.CRASH_APIS
 DEFAULT_APIS = ("tf2-manager",)
 CRASH_COLUMNS = ["run_id", "api", "mode", "model", "state_id", "fault", "outcome", "detail",
                  "orphan_bytes", "case_dir", "similar_case", "fault_kind", "note", "duplicate_of", "state_bytes",
@@ -61,6 +61,7 @@ class CrashConfig:
     timeout: float = DEFAULT_TIMEOUT
     case_cap: int = cases.DEFAULT_CAP
     index_offsets: int | None = None   # mutate: cap on index truncation points (None = every byte)
+    user_target: str = ""   # --target: the user's save code (api "user"), harness/savers/user.py
 
     @property
     def model_label(self) -> str:
@@ -150,7 +151,7 @@ class Campaign:
     # -- one API ---------------------------------------------------------------------
     def _run_api(self, api: str) -> None:
         cfg = self.cfg
-        target = CrashTarget(api, cfg.spec, cfg.k, cfg.max_to_keep)
+        target = CrashTarget(api, cfg.spec, cfg.k, cfg.max_to_keep, user=cfg.user_target)
         res = ApiResult(api)
         self.results.append(res)
         api_work = os.path.join(self.work, api)
@@ -184,7 +185,11 @@ class Campaign:
             seconds = ref.save_seconds if ref else time_save(self.zygote, target, os.path.join(work, "timing"),
                                                              manifests)
             total = total_bytes(layout(cfg.spec))
-            points = kill.plan(cfg.trials, cfg.seed, seconds, total, ref)
+            background = None
+            if target.api in apis.ASYNC_APIS:   # kill after save() returned, during the background write
+                background = max(0.0, (ref.done_seconds or seconds) - seconds) if ref else seconds
+            points, notes = kill.plan_with_notes(cfg.trials, cfg.seed, seconds, total, ref, background)
+            res.notes += notes
             for n, point in enumerate(points):
                 yield kill.run_trial(self.zygote, target, point, os.path.join(work, f"trial-{n:03d}"),
                                      manifests, use_strace)
@@ -242,7 +247,7 @@ class Campaign:
             scratch = os.path.join(self.work, "check", f"{len(self.verdicts):05d}")
             self.blobs.materialize(state.image, scratch)
             verdict, _ = self.checker.check(target, scratch, manifests,
-                                            {p: state.image.prefix_digest(p) for p in state.image.prefixes()})
+                                            apis.candidate_digests(target.api, state.image))
             shutil.rmtree(scratch, ignore_errors=True)
             case_dir = similar = ""
             if verdict.outcome.is_failure:
@@ -303,7 +308,9 @@ class Campaign:
         words = [o.value for o in CRASH_STATE]
         head = (f"crash run {self.run_id}: mode {cfg.mode}"
                 + (f", {cfg.model} model" if cfg.mode == "trace" else "")
-                + f"; {cfg.spec.n_vars} vars, {format_bytes(cfg.spec.state_bytes)}; save {cfg.k} crashes "
+                + (f"; target {cfg.user_target}" if cfg.user_target
+                   else f"; {cfg.spec.n_vars} vars, {format_bytes(cfg.spec.state_bytes)}")
+                + f"; save {cfg.k} crashes "
                 f"after saves 1..{cfg.k - 1} completed")
         cols = ["api", "states", "distinct"] + words + ["orphan max", "wall"]
         table = [cols]

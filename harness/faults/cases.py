@@ -29,6 +29,7 @@ import time
 from .. import __version__
 from ..errors import UsageError
 from ..outcomes import Outcome, Verdict
+from .apis import candidate_digests
 from .state import CrashState, DirImage
 from .target import CrashTarget, manifest_name
 
@@ -166,7 +167,7 @@ def replay(case_dir: str, timeout: float = 120.0, checker=None) -> tuple[Verdict
             checker = Checker(os.path.join(work, "checker.log"), timeout=timeout)
         try:
             verdict, _ = checker.check(target, state_dir, os.path.join(case_dir, "manifests"),
-                                       {p: image.prefix_digest(p) for p in image.prefixes()})
+                                       candidate_digests(target.api, image))
         finally:
             if own:
                 checker.close()

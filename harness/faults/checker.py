@@ -25,7 +25,8 @@ import sys
 import time
 
 from ..child import ChannelClosed, Child, ChildOwner, child_channel, exit_text
-from ..outcomes import Outcome, Verdict
+from ..outcomes import Outcome, Verdict, worst
+from .apis import finders
 from .classify import Attempt, decide
 from .target import CrashTarget, manifest_name
 
@@ -101,19 +102,31 @@ def _sort_key(rel: str):
     return (int(tail) if tail.isdigit() else -1, rel)
 
 
-def check_state(ctx: _Context, req: dict, channel) -> dict:
+def _finders(target: CrashTarget, adapter) -> list[tuple[str, object]]:
+    """[(name, find(directory) -> path or None)]: each way a user finds the latest checkpoint;
+    name '' for the adapter's own latest() when the API has no other."""
+    names = finders(target.api)
+    if not names:
+        return [("", adapter.latest)]
+    import tensorflow as tf
+
+    table = {
+        "tf.train.latest_checkpoint": tf.train.latest_checkpoint,
+        # the path the `checkpoint` file names, not checked for existence (restore_or_initialize uses it)
+        "CheckpointManager.latest_checkpoint": lambda d: tf.train.CheckpointManager(
+            adapter.ckpt, d, max_to_keep=target.max_to_keep).latest_checkpoint,
+    }
+    return [(n, table[n]) for n in names]
+
+
+def _judge_with(find, ctx, key, adapter, state_dir, digests, manifests, k, channel) -> dict:
+    """Verdict and attempts for one way of finding the latest checkpoint."""
     from ..judge.core import error_summary
     from .state import normalize_name
 
-    target = CrashTarget.from_dict(req["target"])
-    key, adapter = ctx.adapter(target)
-    k = target.k
-    manifests = ctx.manifest_set(req["manifest_dir"], k)
-    state_dir = req["state_dir"]
-    digests = req.get("prefix_digests", {})
     latest_rel, latest_error, latest = None, "", None
     try:
-        found = adapter.latest(state_dir)
+        found = find(state_dir)
         if found:
             latest_rel = os.path.relpath(found, state_dir)
             if latest_rel.startswith(".."):  # judge the state's own files only
@@ -131,10 +144,30 @@ def check_state(ctx: _Context, req: dict, channel) -> dict:
             older.append(att)
             if att.restored and att.generation is not None:
                 break
-    verdict = decide(k, latest, latest_error, older)
-    return {"event": "result", "outcome": verdict.outcome.value, "detail": verdict.detail,
-            "latest": latest.to_dict() if latest else None, "latest_error": latest_error,
-            "older": [a.to_dict() for a in older]}
+    return {"verdict": decide(k, latest, latest_error, older), "latest": latest, "latest_error": latest_error,
+            "older": older}
+
+
+def check_state(ctx: _Context, req: dict, channel) -> dict:
+    target = CrashTarget.from_dict(req["target"])
+    key, adapter = ctx.adapter(target)
+    k = target.k
+    manifests = ctx.manifest_set(req["manifest_dir"], k)
+    state_dir = req["state_dir"]
+    digests = req.get("prefix_digests", {})
+    judged = [(name, _judge_with(find, ctx, key, adapter, state_dir, digests, manifests, k, channel))
+              for name, find in _finders(target, adapter)]
+    bad = worst(j["verdict"].outcome for _, j in judged)
+    name, pick = next((n, j) for n, j in judged if j["verdict"].outcome is bad)
+    detail = pick["verdict"].detail
+    if len(judged) > 1:   # name the finder behind the verdict, and what the others made of the state
+        others = ", ".join(f"{n}: {j['verdict'].outcome.value}" for n, j in judged if n != name)
+        detail = f"found by {name}: {detail} [{others}]"
+    latest = pick["latest"]
+    return {"event": "result", "outcome": bad.value, "detail": detail,
+            "latest": latest.to_dict() if latest else None, "latest_error": pick["latest_error"],
+            "older": [a.to_dict() for a in pick["older"]],
+            "finders": {n: j["verdict"].outcome.value for n, j in judged if n}}
 
 
 def worker_main(argv: list[str]) -> int:

@@ -15,12 +15,27 @@ MAX_TRACE_STATE_BYTES = 64 * 1024**2    # trace: one state per write of ~1 MiB, 
 
 def config_from_args(args):
     from .campaign import CRASH_APIS, DEFAULT_APIS, CrashConfig
+    from .apis import MUTATE_APIS
     from . import strace
 
-    apis = tuple(dict.fromkeys(args.api or DEFAULT_APIS))
-    for api in apis:
-        if api not in CRASH_APIS:
-            raise UsageError(f"crash does not support api {api!r}; choose from {', '.join(CRASH_APIS)}")
+    target = getattr(args, "target", None)
+    if target:
+        from ..savers.user import API as USER_API, parse_spec
+        if args.api:
+            raise UsageError("--target replaces --api: give one or the other")
+        if args.mode == "mutate":
+            raise UsageError("--target works with --mode kill, diskfull or trace (mutate damages TF "
+                             "checkpoint files the harness wrote itself)")
+        parse_spec(target)
+        apis = (USER_API,)
+    else:
+        apis = tuple(dict.fromkeys(args.api or DEFAULT_APIS))
+        for api in apis:
+            if api not in CRASH_APIS:
+                raise UsageError(f"crash does not support api {api!r}; choose from {', '.join(CRASH_APIS)}")
+            if args.mode == "mutate" and api not in MUTATE_APIS:
+                raise UsageError(f"--mode mutate damages TF checkpoint bundles; {api} is not one (use kill, "
+                                 f"diskfull or trace, or mutate with {', '.join(MUTATE_APIS)})")
     size = parse_size(args.size)
     cap = MAX_TRACE_STATE_BYTES if args.mode == "trace" else MAX_CRASH_STATE_BYTES
     if size > cap:
@@ -34,8 +49,12 @@ def config_from_args(args):
         raise UsageError("--model applies to --mode trace only")
     spec = GraphSpec(n_vars=n_vars, state_bytes=size, seed=args.seed)
     out = ensure_writable_dir(args.out or os.path.join("results", "crash"), "results directory")
+    user_target = ""
+    if target:   # last: it imports TensorFlow and the user's module to check the protocol
+        from ..savers.user import check_spec
+        user_target = check_spec(target)
     return CrashConfig(mode=args.mode, apis=apis, model=args.model, trials=trials, seed=args.seed,
-                       spec=spec, out=out, quiet=bool(args.quiet))
+                       spec=spec, out=out, quiet=bool(args.quiet), user_target=user_target)
 
 
 def crash_main(args) -> int:
@@ -43,14 +62,24 @@ def crash_main(args) -> int:
 
     cfg = config_from_args(args)
     campaign = Campaign(cfg)
+    if cfg.user_target:
+        campaign.extra_meta["target"] = cfg.user_target
     campaign.run()
     print(campaign.summary())
     return 0
 
 
 def replay_main(args) -> int:
-    from .cases import replay
+    from .cases import load_case, replay
 
+    target = load_case(args.case_dir).get("target") or {}
+    if target.get("keras") in ("2", "3"):   # judge it under the Keras it was recorded with
+        from ..tfenv import select_keras
+        select_keras(target["keras"])
+    user = target.get("user")
+    if user:   # the user's save code must still be where the case says, or the checker cannot load it
+        from ..savers.user import check_spec
+        check_spec(user)
     verdict, case = replay(args.case_dir)
     recorded = case["outcome"]
     same = verdict.outcome.value == recorded

@@ -16,8 +16,9 @@ class Recording:
     ops: list                      # strace.Op inside the directory, in order
     calls: list = field(repr=False, default_factory=list)   # every recorded call (for inject counting)
     pid: int = 0                   # the traced process (its main thread id)
-    save_seconds: float = 0.0      # save k's duration under strace
+    save_seconds: float = 0.0      # save k's duration under strace (until save() returned)
     log_path: str = ""
+    done_seconds: float | None = None   # async saves: until the background write ended
 
 
 def record_save(zygote, target, workdir: str, manifests: str) -> Recording:
@@ -42,7 +43,9 @@ def record_save(zygote, target, workdir: str, manifests: str) -> Recording:
     calls = strace.read_calls(log)
     ops = strace.parse_ops((), d, calls)
     seconds = float(reply.get("seconds") or prep.get("save_seconds") or 0.05)
-    return Recording(base, DirImage.load(d), ops, calls, trial.pid, seconds, log)
+    done = reply.get("done_seconds")
+    return Recording(base, DirImage.load(d), ops, calls, trial.pid, seconds, log,
+                     float(done) if done is not None else None)
 
 
 def time_save(zygote, target, workdir: str, manifests: str) -> float:

@@ -20,6 +20,12 @@ import sys
 import time
 
 
+def _finish_pending(adapter) -> None:
+    pending = getattr(adapter, "finish_pending", None)
+    if pending is not None:
+        pending()
+
+
 def _save(adapter, directory: str, generation: int):
     if adapter.api == "tf1-saver":
         adapter.options["save_step"] = generation  # model.ckpt-<g>, as training code does
@@ -52,6 +58,7 @@ class Trial:
             Manifest.from_adapter(self.adapter, generation=g).write(manifests, manifest_name(g))
             result, seconds = _save(self.adapter, directory, g)
             paths.append(result.path)
+        _finish_pending(self.adapter)  # an async save k-1 is on disk before save k starts
         k = self.target.k
         self.adapter.init(k)  # save k's values, not yet saved
         Manifest.from_adapter(self.adapter, generation=k).write(manifests, manifest_name(k))
@@ -69,6 +76,14 @@ class Trial:
             resource.setrlimit(resource.RLIMIT_FSIZE, (int(limit), old[1]))
         try:
             result, seconds = _save(self.adapter, msg["dir"], self.target.k)
+            if hasattr(self.adapter, "finish_pending"):
+                # an async save returned with its write still going on: say so now (a kill may be
+                # planned for this moment), then wait for the write to end
+                self.ch.send({"event": "returned", "path": result.path, "seconds": seconds})
+                t0 = time.perf_counter()
+                self.adapter.finish_pending()
+                return {"ok": True, "path": result.path, "seconds": seconds,
+                        "done_seconds": seconds + time.perf_counter() - t0}
             return {"ok": True, "path": result.path, "seconds": seconds}
         except Exception as e:  # the save's own error is the finding (disk full)
             return {"ok": False, "error": normalize_name(error_summary(e, msg["dir"]))}
@@ -149,8 +164,12 @@ def main(argv: list[str]) -> int:
     from ..judge import manifest, restore  # noqa: F401
     from ..savers import get_adapter
     from . import planted  # noqa: F401
-    for api in ("tf2-manager", "tf1-saver"):
+    for api in ("tf2-manager", "tf1-saver", "keras-weights", "keras-model", "savedmodel"):
         get_adapter(api)
+    try:
+        tf.keras.Model  # noqa: B018  (loads Keras now: trials of the Keras targets fork with it)
+    except Exception:  # no usable Keras: only the Keras targets will fail, with their own error
+        pass
     ch.send({"event": "hello", "tf_version": tf.__version__, "pid": os.getpid()})
     while True:
         try:

@@ -68,6 +68,8 @@ class Trial:
     def __init__(self, zygote: Zygote, pid: int, channel: Channel):
         self.zygote, self.pid, self.ch = zygote, pid, channel
         self.exit_code = None
+        self.returned: dict | None = None   # an async save's "returned" event, once seen
+        self.final: dict | None = None      # save k's reply, when wait_returned() met it first
 
     def call(self, cmd: str, timeout: float = STEP_TIMEOUT, **kw) -> dict:
         self.ch.send({"cmd": cmd, **kw})
@@ -83,13 +85,41 @@ class Trial:
         """Start save k without waiting (the caller kills, polls or waits)."""
         self.ch.send({"cmd": "go", "save": {"dir": directory, **kw}})
 
+    def recv(self, timeout: float) -> dict:
+        """The trial's next message (an async save's \"returned\" event is remembered)."""
+        msg = self.ch.recv(timeout)
+        if msg.get("event") == "returned":
+            self.returned = msg
+        return msg
+
     def result(self, timeout: float = STEP_TIMEOUT) -> dict | None:
         """Save k's reply, or None if the process died (or stalled) before answering;
-        finish() then reaps it, with SIGKILL if need be."""
+        finish() then reaps it, with SIGKILL if need be. An async save's "returned"
+        event on the way is kept in `returned`."""
+        if self.final is not None:
+            return self.final
+        deadline = time.monotonic() + timeout
         try:
-            return self.ch.recv(timeout)
+            while True:
+                msg = self.recv(max(0.0, deadline - time.monotonic()))
+                if msg.get("event") != "returned":
+                    return msg
         except (ChannelClosed, TimeoutError):
             return None
+
+    def wait_returned(self, timeout: float = STEP_TIMEOUT) -> dict | None:
+        """Wait until an async save k's API call has returned (its write still going on);
+        the event, or None if the trial died or answered with its final reply first."""
+        deadline = time.monotonic() + timeout
+        try:
+            while self.returned is None:
+                msg = self.recv(max(0.0, deadline - time.monotonic()))
+                if msg.get("event") != "returned":
+                    self.final = msg
+                    return None
+        except (ChannelClosed, TimeoutError):
+            return None
+        return self.returned
 
     def signal(self, sig: int) -> None:
         try:

@@ -103,10 +103,11 @@ class DirImage:
         return h.hexdigest()
 
     def prefix_digest(self, prefix_rel: str) -> str:
-        """Identity of one checkpoint (the files `<prefix>.*`): what a restore of it reads."""
+        """Identity of one checkpoint (the files `<prefix>.*`, or the file or the folder named
+        `prefix_rel` itself, for single-file and SavedModel checkpoints): what a restore reads."""
         h = hashlib.blake2b(digest_size=16)
         for rel in sorted(self.files):
-            if rel.startswith(prefix_rel + "."):
+            if rel == prefix_rel or rel.startswith(prefix_rel + ".") or rel.startswith(prefix_rel + "/"):
                 h.update(rel.encode() + b"\0" + file_digest(self.files[rel]).encode())
         return h.hexdigest()
 

@@ -92,14 +92,16 @@ class StraceSession:
     """strace attached to one running process (all its threads)."""
 
     def __init__(self, pid: int, log_path: str, inject: str | None = None,
-                 string_bytes: int = DEFAULT_STRING_BYTES):
+                 string_bytes: int = DEFAULT_STRING_BYTES, follow: bool = True):
         self.pid, self.log_path, self.inject, self.string_bytes = pid, log_path, inject, string_bytes
+        self.follow = follow   # False: the main thread only (its calls alone count for an inject)
         self.proc = None
         self.messages: list[str] = []
 
     def command(self) -> list[str]:
-        cmd = [require(), "-f", "-tt", "-yy", "-xx", "-s", str(self.string_bytes),
-               "-e", "trace=" + ",".join("?" + s for s in SYSCALLS), "-o", self.log_path]
+        cmd = [require()] + (["-f"] if self.follow else [])
+        cmd += ["-tt", "-yy", "-xx", "-s", str(self.string_bytes),
+                "-e", "trace=" + ",".join("?" + s for s in SYSCALLS), "-o", self.log_path]
         if self.inject:
             cmd += ["-e", f"inject={self.inject}"]
         return cmd + ["-p", str(self.pid)]
@@ -392,6 +394,29 @@ def read_ops(log_path: str, root: str) -> list[Op]:
     return parse_ops((), root, read_calls(log_path))
 
 
+def _ordinal(calls: list[RawCall], index: int) -> int:
+    """Which call of its name, on its own thread, calls[index] is (1-based): strace's `when=`."""
+    rc = calls[index]
+    return sum(1 for c in calls[: index + 1] if c.tid == rc.tid and c.name == rc.name)
+
+
+def first_hit(calls: list[RawCall], index: int) -> int:
+    """The call an inject at `calls[index]` (`name:when=N`) really stops when every thread is
+    traced: strace counts per thread, so it is the first call, on any thread, that is its
+    thread's N-th of that name. A TF worker thread often gets there before the thread that
+    makes calls[index] (e.g. its first rename comes before the main thread's first)."""
+    rc = calls[index]
+    n = _ordinal(calls, index)
+    seen: dict[int, int] = {}
+    for i, c in enumerate(calls):
+        if c.name != rc.name:
+            continue
+        seen[c.tid] = seen.get(c.tid, 0) + 1
+        if seen[c.tid] == n:
+            return i
+    return index
+
+
 def inject_at(calls: list[RawCall], op: Op, sig: str) -> str | None:
     """strace inject spec that delivers `sig` at the entry of the call behind `op`.
 
@@ -401,5 +426,4 @@ def inject_at(calls: list[RawCall], op: Op, sig: str) -> str | None:
     if op.raw_index < 0:
         return None
     rc = calls[op.raw_index]
-    n = sum(1 for c in calls[: op.raw_index + 1] if c.tid == rc.tid and c.name == rc.name)
-    return f"{rc.name}:signal={sig}:when={n}"
+    return f"{rc.name}:signal={sig}:when={_ordinal(calls, op.raw_index)}"

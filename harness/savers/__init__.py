@@ -17,7 +17,10 @@ _REGISTRY = {
     "tf2-manager": ("tf2", "TF2Manager", "tf.train.CheckpointManager save (max_to_keep) / restore latest"),
     "tf1-saver": ("tf1", "TF1Saver", "tf.compat.v1 graph + Session + Saver save/restore"),
     "keras-weights": ("keras_weights", "KerasWeights", "Keras Model.save_weights / load_weights (.weights.h5)"),
+    "keras-model": ("keras_model", "KerasModel", "Keras Model.save / keras.models.load_model (.keras)"),
     "savedmodel": ("savedmodel", "SavedModel", "tf.saved_model.save / load"),
+    "tf2-sharded": ("tf2", "TF2Sharded",
+                    "CheckpointManager save with MaxShardSizePolicy sharding (many data shards)"),
     "async-checkpoint": ("tf2", "AsyncCheckpoint",
                          "Checkpoint.write with experimental_enable_async_checkpoint (return and done timed)"),
 }

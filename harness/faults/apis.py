@@ -1,0 +1,63 @@
+"""Which save APIs `ckpt-harness crash` targets, and what is particular to each.
+
+Per API: the adapter options a crash target runs with (the same adapter as
+`ckpt-harness run`, only told to behave as a crash test needs: e.g. async
+saves that return before the write is done), and where its checkpoints lie in
+a directory, so the checker can try every one a user could restore.
+
+No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from .state import DirImage
+
+CRASH_APIS = ("tf2-manager", "tf2-checkpoint", "tf1-saver", "tf2-sharded", "keras-weights", "keras-model",
+              "async-checkpoint", "savedmodel")
+
+# adapter options for the crash target (run keeps the adapters' defaults)
+_OPTIONS = {
+    # save() returns as soon as the write is handed to the background thread, as users see it,
+    # and saves go through a CheckpointManager (ckpt-N), as most async users save
+    "async-checkpoint": {"wait": False, "manager": True},
+}
+
+# saves whose API call returns before the checkpoint is written (kill mode aims after the return)
+ASYNC_APIS = ("async-checkpoint",)
+
+# the file a single-file API writes over on every save
+_SUFFIXES = {"keras-weights": ".weights.h5", "keras-model": ".keras"}
+
+
+# mutate damages TF bundle files (index, data shards, `checkpoint`) and rewrites them with SaveV2
+MUTATE_APIS = ("tf2-manager", "tf2-checkpoint", "tf1-saver", "tf2-sharded", "async-checkpoint")
+
+
+# the ways a user finds the latest checkpoint, where there is more than the adapter's own
+# (`latest()`); each state is judged through every one and the worst outcome counts
+_MANAGER_FINDERS = ("tf.train.latest_checkpoint", "CheckpointManager.latest_checkpoint")
+_FINDERS = {"tf2-manager": _MANAGER_FINDERS, "tf2-sharded": _MANAGER_FINDERS,
+            "async-checkpoint": _MANAGER_FINDERS}
+
+
+def finders(api: str) -> tuple[str, ...]:
+    """Names of the ways to find the latest checkpoint of `api` (empty: the adapter's latest() only)."""
+    return _FINDERS.get(api, ())
+
+
+def adapter_options(api: str) -> dict:
+    return dict(_OPTIONS.get(api, {}))
+
+
+def candidates(api: str, image: DirImage) -> list[str]:
+    """Checkpoints present in `image` that a restore may be tried on (relative paths)."""
+    if api in _SUFFIXES:
+        return sorted(rel for rel in image.files if rel.endswith(_SUFFIXES[api]) and "/" not in rel)
+    if api == "savedmodel":
+        return sorted(rel[: -len("/saved_model.pb")] for rel in image.files if rel.endswith("/saved_model.pb"))
+    return image.prefixes()
+
+
+def candidate_digests(api: str, image: DirImage) -> dict[str, str]:
+    """{checkpoint: digest of the files a restore of it reads}, what the checker is given."""
+    return {rel: image.prefix_digest(rel) for rel in candidates(api, image)}
