@@ -20,6 +20,10 @@ Crash-state outcomes (a crash during save k, after saves 1..k-1 completed):
     crash      the restoring process died
     hang       the restore exceeded its timeout
 
+Distributed outcome (tf.distribute: several tasks or replicas restore one checkpoint):
+    diverged   tasks (or replicas) disagree about the restored state: their verdicts or
+               digests differ, although each alone may look complete
+
 The order (`ORDER`, best first) is one total order over all of them, so the
 worst of any mix is well defined. It ranks by what a user who trusts the
 result loses, and loud before quiet: an outcome the user notices (extra keys,
@@ -27,6 +31,10 @@ an uninitialized-value error, a restore that raises, a process that dies or
 hangs) is less severe than one that hands back wrong state without a word
 (a variable silently left at its initial value, values that differ, a crash
 state whose restore equals no save).
+
+`diverged` sits between `mismatch` and `silent`: it is as quiet as a mismatch (no task
+raises) and worse, since training goes on with replicas that hold different state; it
+ranks below `silent` because every task's state may still equal some save.
 """
 
 from __future__ import annotations
@@ -51,6 +59,8 @@ class Outcome(str, enum.Enum):
     SILENT = "silent"
     CRASH = "crash"
     HANG = "hang"
+    # distributed verdict
+    DIVERGED = "diverged"
 
     def __str__(self) -> str:  # so f-strings and CSVs show the plain word
         return self.value
@@ -85,7 +95,7 @@ ORDER = (
     Outcome.COMPLETE, Outcome.NEW, Outcome.ROLLBACK,
     Outcome.DETECTED, Outcome.UNEXPECTED, Outcome.UNINITIALIZED, Outcome.ERROR,
     Outcome.LOST, Outcome.CRASH, Outcome.HANG,
-    Outcome.MISSING, Outcome.MISMATCH, Outcome.SILENT,
+    Outcome.MISSING, Outcome.MISMATCH, Outcome.DIVERGED, Outcome.SILENT,
 )
 _RANK = {o: i for i, o in enumerate(ORDER)}
 assert len(_RANK) == len(Outcome), "every outcome needs a place in ORDER"
