@@ -5,6 +5,11 @@ name, shape, dtype). Values are a pure function of (seed, generation, name), so
 the expected content of any save can be recomputed variable by variable
 without keeping a second copy of the state in memory. `generation` lets the
 crash tools make save k differ from save k-1.
+
+A spec is either synthetic (n_vars, state_bytes, shape_mix, dtypes) or names a
+real architecture (`model`, see harness/models/): then the layout (names,
+shapes, dtypes) is that model's and n_vars/state_bytes are derived from it;
+the values are the harness's own either way.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import models
 from .errors import UsageError
 
 SHAPE_MIXES = ("mixed", "few-large", "many-small")
+MODEL_SHAPE_MIX = "model"   # the shape_mix of a spec whose layout is a real model's
 DTYPES = ("float32", "bfloat16", "int64")
 _ITEMSIZE = {"float32": 4, "bfloat16": 2, "int64": 8}
 _MAX_COLS = 1024
@@ -29,6 +36,7 @@ class VarSpec:
     name: str                 # logical name, "/"-separated scopes, e.g. "s01/s03/v000042"
     shape: tuple[int, ...]
     dtype: str
+    frozen: bool = False      # not trainable in the real architecture (e.g. batch-norm statistics)
 
     @property
     def size(self) -> int:
@@ -40,21 +48,27 @@ class VarSpec:
 
     @property
     def trainable(self) -> bool:
-        return self.dtype != "int64"
+        return self.dtype != "int64" and not self.frozen
 
 
 @dataclass(frozen=True)
 class GraphSpec:
     n_vars: int = 256
     state_bytes: int = 64 * 1024**2
-    shape_mix: str = "mixed"
+    shape_mix: str | None = "mixed"   # None: mixed (a model spec: "model")
     dtypes: tuple[str, ...] = ("float32",)
     scope_depth: int = 2          # nested name scopes above each variable
     scope_fanout: int = 8         # sub-scopes per scope
     optimizer: bool = False       # Adam slots + step after one real training step
     seed: int = 0
+    model: str | None = None      # a real architecture's layout (harness/models/) instead of a synthetic one
 
     def __post_init__(self):
+        if self.model is not None:
+            self._take_model_layout()   # the layouts file was checked when it was read
+            return
+        if self.shape_mix is None:
+            object.__setattr__(self, "shape_mix", "mixed")
         if self.n_vars <= 0:
             raise UsageError(f"--vars must be positive, got {self.n_vars}")
         if self.state_bytes <= 0:
@@ -66,6 +80,19 @@ class GraphSpec:
                 raise UsageError(f"unknown dtype {d!r}; choose from {', '.join(DTYPES)}")
         if self.state_bytes < self.n_vars * 8:
             raise UsageError(f"state of {self.state_bytes} bytes is too small for {self.n_vars} variables")
+
+    def _take_model_layout(self):
+        """n_vars, state_bytes, shape_mix and dtypes become the model's (frozen dataclass: set once here)."""
+        m = models.get(models.check_name(self.model))
+        own = tuple(dict.fromkeys(v.dtype for v in m.variables))
+        if tuple(self.dtypes) not in (("float32",), own):
+            raise UsageError(f"--dtype does not apply to --model {self.model}: its layout fixes every "
+                             f"variable's dtype ({', '.join(own)})")
+        if self.shape_mix not in (None, "mixed", MODEL_SHAPE_MIX):
+            raise UsageError(f"--shape-mix does not apply to --model {self.model}: its layout fixes the shapes")
+        for field, value in (("n_vars", len(m.variables)), ("state_bytes", m.bytes),
+                             ("shape_mix", MODEL_SHAPE_MIX), ("dtypes", own)):
+            object.__setattr__(self, field, value)
 
     def replace(self, **kw) -> "GraphSpec":
         return dataclasses.replace(self, **kw)
@@ -85,6 +112,8 @@ class GraphSpec:
     def label(self) -> str:
         from .units import format_bytes
         opt = "+adam" if self.optimizer else ""
+        if self.model is not None:
+            return f"{self.model}-{format_bytes(self.state_bytes)}{opt}"
         return f"{self.n_vars}v-{format_bytes(self.state_bytes)}-{self.shape_mix}{opt}"
 
 
@@ -123,6 +152,8 @@ def _shape_for(elements: int) -> tuple[int, ...]:
 
 def layout(spec: GraphSpec) -> list[VarSpec]:
     """Expand a spec into its variables. Deterministic for a given spec."""
+    if spec.model is not None:
+        return [VarSpec(v.name, v.shape, v.dtype, frozen=not v.trainable) for v in models.get(spec.model).variables]
     w = _byte_weights(spec)
     w = w / w.sum()
     out = []

@@ -14,7 +14,7 @@ import math
 
 from ..outcomes import Outcome
 from ..results import PHASES, ROOFLINE_PHASES
-from . import plots
+from . import plots, profile_plots
 from .rundata import RunData
 
 _STYLE = """
@@ -157,6 +157,12 @@ def render(data: RunData) -> str:
                  _img(plots.phase_breakdown_figure(data.phases), "phase breakdown"),
                  "<h2>Phase summary</h2>", phase_summary_section(data.phases),
                  "<h2>Verification</h2>", failures_section(data.phases)]
+    profile = profile_plots.section(data.dirs, data.metadata)  # `ckpt-harness profile` dirs only
+    if profile:
+        body += ["<h2>Where the time goes (profile)</h2>",
+                 '<p class="note">Cost model t = fixed + per_variable &times; n_vars + per_byte &times; bytes, '
+                 "fitted robustly per API and operation; circles: measured points, lines: the fit, red crosses: "
+                 "points left out (restore not complete).</p>", profile]
     if data.crash is not None and not data.crash.empty:
         body += ["<h2>Crash outcomes</h2>",
                  '<p class="note">Distinct crash states: a state recorded as a duplicate of an identical '
