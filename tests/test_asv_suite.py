@@ -73,12 +73,15 @@ def test_quick_dry_run_of_whole_suite_succeeds(asv_env):
     rc, out = _asv(["run", "--quick", "--dry-run", "--python=same", "--machine", "pytest",
                     "--show-stderr", "--launch-method", "spawn"], config, env, timeout=1100)
     assert rc == 0, out[-5000:]
-    assert "failed" not in out.lower(), out[-5000:]
+    # asv marks a benchmark that raised with "failed" in its status column; TensorFlow's own
+    # log lines (e.g. "failed call to cuInit" from a CUDA-enabled wheel) are not failures
+    failed = re.findall(r"^.*\sfailed\s*$", out, re.M)  # a status, or a cell of a params table
+    assert not failed, "\n".join(failed) + "\n" + out[-5000:]
     for name in ["time_init", "time_save", "time_save_durable", "time_restore_warm", "time_restore_cold",
                  "peakmem_save", "peakmem_restore", "track_save_gbps", "track_restore_cold_gbps",
                  "track_save_durable_roofline_fraction", "track_restore_cold_roofline_fraction",
                  "track_save_reported_over_bare", "track_save_phase_wall_over_bare", "track_save_cpu_over_bare",
-                 "track_crash_states_per_second"]:
+                 "track_crash_states_per_second", "track_save_us_per_var", "track_restore_cold_gbps_asymptote"]:
         assert name in out, f"{name} did not run:\n{out[-3000:]}"
     assert "n/a" in out  # the gpu column: skipped, not failed
 
