@@ -12,7 +12,7 @@ import time
 import psutil
 
 from . import __version__
-from .results import FORMAT_VERSION
+from .results import FORMAT_VERSION, atomic_write_json
 from .telemetry import gpu
 from .tfenv import keras_info
 
@@ -87,3 +87,11 @@ def collect(out_dir: str | None = None, **extra) -> dict:
         meta["output_filesystem"] = filesystem_type(out_dir)
     meta.update(extra)
     return meta
+
+
+def finish(meta: dict, path: str, status: str, failures: list[str]) -> None:
+    """Write a run's final metadata: any failure makes a run that went to its end `failed`
+    (an interrupted one stays `interrupted`)."""
+    meta.update(status=status if not failures or status != "complete" else "failed",
+                failures=failures, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    atomic_write_json(path, meta)

@@ -160,6 +160,28 @@ def verdict_failure(scenario: Scenario, rows: list[dict]) -> str | None:
     return f"{scenario.name}: {why}" if why else None
 
 
+def run_all(scenarios, run_dir, scratch, repeats, timeout, progress, meta, rows: list, failures: list) -> None:
+    """Each scenario in a worker of its own; its rows join `rows` (phases.csv rewritten after
+    each) and what failed joins `failures`. A KeyboardInterrupt goes to the caller."""
+    run_id = meta["run_id"]
+    for i, sc in enumerate(scenarios, 1):
+        progress.say(f"[{i}/{len(scenarios)}] {sc.name}")
+        try:
+            got = run_one(sc, i, scratch, repeats, timeout, progress, meta)
+        except (TimeoutError, RuntimeError) as e:
+            failures.append(f"{sc.name}: {e}")
+            progress.say(f"  failed: {e}")
+            continue
+        for r in got:
+            r["run_id"] = run_id
+        rows.extend(got)
+        atomic_write_csv(os.path.join(run_dir, "phases.csv"), rows, PHASE_COLUMNS)
+        judged = verdict_failure(sc, got)
+        if judged:
+            failures.append(judged)
+            progress.say(f"  failed: {judged}")
+
+
 def main(args) -> int:
     from .distributed.strategy import parse_strategy
     strategy = parse_strategy(getattr(args, "strategy", None))
@@ -191,29 +213,12 @@ def main(args) -> int:
     status = "complete"
     with sigterm_as_interrupt():  # SIGTERM unwinds like Ctrl-C: worker killed, scratch removed
         try:
-            for i, sc in enumerate(scenarios, 1):
-                progress.say(f"[{i}/{len(scenarios)}] {sc.name}")
-                try:
-                    got = run_one(sc, i, scratch, repeats, timeout, progress, meta)
-                except (TimeoutError, RuntimeError) as e:
-                    failures.append(f"{sc.name}: {e}")
-                    progress.say(f"  failed: {e}")
-                    continue
-                for r in got:
-                    r["run_id"] = run_id
-                rows.extend(got)
-                atomic_write_csv(os.path.join(run_dir, "phases.csv"), rows, PHASE_COLUMNS)
-                judged = verdict_failure(sc, got)
-                if judged:
-                    failures.append(judged)
-                    progress.say(f"  failed: {judged}")
+            run_all(scenarios, run_dir, scratch, repeats, timeout, progress, meta, rows, failures)
         except KeyboardInterrupt:
             status = "interrupted"
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-            meta.update(status=status if not failures or status != "complete" else "failed",
-                        failures=failures, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-            atomic_write_json(meta_path, meta)
+            metadata.finish(meta, meta_path, status, failures)
     if rows:
         print_summary(rows)
     print(f"results: {run_dir}")

@@ -1,3 +1,4 @@
+import contextlib
 import functools
 import os
 import shutil
@@ -114,3 +115,25 @@ def strace_path():
     problem = strace_problem()
     require(not problem, problem)
     return shutil.which("strace")
+
+
+@contextlib.contextmanager
+def crash_children(logs, checker_timeout: float):
+    """A started saving zygote and checker for crash tests; on the way out both are closed and
+    no process they started may be left running."""
+    import psutil
+
+    from harness.faults.checker import Checker
+    from harness.faults.saver_control import Zygote
+
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    zygote = Zygote(str(logs / "saver.log")).start()
+    checker = Checker(str(logs / "checker.log"), timeout=checker_timeout).start()
+    try:
+        yield zygote, checker
+    finally:
+        zygote.close()
+        checker.close()
+    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
+            and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"processes left behind: {[p.cmdline()[:3] for p in left]}"

@@ -13,8 +13,8 @@ import json
 import os
 import re
 
-import psutil
 import pytest
+from conftest import crash_children
 
 from harness.specs import GraphSpec
 
@@ -23,19 +23,8 @@ SPEC = GraphSpec(n_vars=16, state_bytes=256 * 1024)
 
 @pytest.fixture(scope="module")
 def children(tmp_path_factory):
-    from harness.faults.checker import Checker
-    from harness.faults.saver_control import Zygote
-
-    logs = tmp_path_factory.mktemp("crash-target-logs")
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
-    zygote = Zygote(str(logs / "saver.log")).start()
-    checker = Checker(str(logs / "checker.log"), timeout=90).start()
-    yield zygote, checker
-    zygote.close()
-    checker.close()
-    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
-            and p.status() != psutil.STATUS_ZOMBIE]
-    assert not left, f"processes left behind: {[p.cmdline()[:3] for p in left]}"
+    with crash_children(tmp_path_factory.mktemp("crash-target-logs"), checker_timeout=90) as kids:
+        yield kids
 
 
 def test_kill_point_specs_name_the_call_strace_really_stops():

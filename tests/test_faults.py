@@ -14,6 +14,7 @@ import shutil
 
 import psutil
 import pytest
+from conftest import crash_children
 
 from harness.outcomes import CRASH_STATE, Outcome
 from harness.specs import GraphSpec
@@ -25,19 +26,9 @@ SPEC = GraphSpec(n_vars=16, state_bytes=256 * 1024)
 @pytest.fixture(scope="module")
 def children(tmp_path_factory):
     from harness.faults import diskfull
-    from harness.faults.checker import Checker
-    from harness.faults.saver_control import Zygote
 
-    logs = tmp_path_factory.mktemp("crash-logs")
-    before = {p.pid for p in psutil.Process().children(recursive=True)}
-    zygote = Zygote(str(logs / "saver.log")).start()
-    checker = Checker(str(logs / "checker.log"), timeout=60).start()
-    yield zygote, checker
-    zygote.close()
-    checker.close()
-    left = [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.is_running()
-            and p.status() != psutil.STATUS_ZOMBIE]
-    assert not left, f"processes left behind: {[p.cmdline()[:3] for p in left]}"
+    with crash_children(tmp_path_factory.mktemp("crash-logs"), checker_timeout=60) as kids:
+        yield kids
     assert not diskfull._mounted
 
 

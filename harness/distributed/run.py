@@ -23,7 +23,6 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 
 from .. import metadata
 from ..child import sigterm_as_interrupt
@@ -200,9 +199,7 @@ def main(args, strategy: StrategySpec) -> int:
             if rows:
                 atomic_write_csv(os.path.join(run_dir, "phases.csv"), rows, PHASE_COLUMNS)
             shutil.rmtree(scratch, ignore_errors=True)
-            meta.update(status=status if not failures or status != "complete" else "failed",
-                        failures=failures, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-            atomic_write_json(meta_path, meta)
+            metadata.finish(meta, meta_path, status, failures)
     if rows:
         print_summary([dict(r, scenario=f"{r['scenario']} [{r.get('task', '')}]") for r in rows])
     print(f"results: {run_dir}")

@@ -7,15 +7,14 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 
 from .. import metadata
 from ..child import sigterm_as_interrupt
 from ..devices import check_available, parse_device
 from ..errors import ResourceError, UsageError
 from ..fsio import ensure_writable_dir
-from ..results import PHASE_COLUMNS, atomic_write_csv, atomic_write_json, new_run_id
-from ..runner import Progress, run_one, check_resources, verdict_failure
+from ..results import atomic_write_csv, atomic_write_json, new_run_id
+from ..runner import Progress, check_resources, run_all
 from ..savers import check_api
 from ..session import Scenario
 from ..specs import GraphSpec
@@ -133,22 +132,8 @@ def main(args) -> int:
     status = "complete"
     with sigterm_as_interrupt():
         try:
-            for i, sc in enumerate(scenarios, 1):
-                progress.say(f"[{i}/{len(scenarios)}] {sc.name}")
-                try:
-                    got = run_one(sc, i, scratch, repeats, timeout, progress, meta)
-                except (TimeoutError, RuntimeError) as e:
-                    failures.append(f"{sc.name}: {e}")
-                    progress.say(f"  failed: {e}")
-                    continue
-                for r in got:
-                    r["run_id"] = run_id
-                rows.extend(got)
-                atomic_write_csv(os.path.join(run_dir, "phases.csv"), rows, PHASE_COLUMNS)
-                judged = verdict_failure(sc, got)
-                if judged:
-                    failures.append(judged)
-                    progress.say(f"  failed (its points are excluded from the fit): {judged}")
+            # a scenario whose restore was not complete fails the command; its points leave the fit
+            run_all(scenarios, run_dir, scratch, repeats, timeout, progress, meta, rows, failures)
             if not args.no_strace:
                 for sc in traced:
                     progress.say(f"strace: one save of {sc.name}")
@@ -172,9 +157,7 @@ def main(args) -> int:
             atomic_write_csv(os.path.join(run_dir, FIT_FILE), fits, FIT_COLUMNS)
             if calls:
                 atomic_write_csv(os.path.join(run_dir, SYSCALLS_FILE), calls, SYSCALL_COLUMNS)
-            meta.update(status=status if not failures or status != "complete" else "failed",
-                        failures=failures, finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-            atomic_write_json(meta_path, meta)
+            metadata.finish(meta, meta_path, status, failures)
     print_table(fits, calls, at_vars)
     print(f"results: {run_dir}")
     if status == "interrupted":

@@ -11,9 +11,7 @@ from __future__ import annotations
 import functools
 import io
 import os
-import time
 
-from .base import SaveResult
 from .keras_weights import KerasWeights, add_weights, names_from_h5
 
 FILE_NAME = "model.keras"
@@ -78,17 +76,10 @@ class KerasModel(KerasWeights):
         self.model = SpecModel([[v.name, list(v.shape), v.dtype] for v in self.variables], name="holder")
         self.vars = dict(self.model.spec_weights)
 
-    def save(self, directory: str) -> SaveResult:
-        os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, FILE_NAME)
-        t0 = time.perf_counter()
-        self.model.save(path)
-        t = time.perf_counter() - t0
-        return SaveResult(path, [path], t, t)
+    file_name = FILE_NAME
 
-    def latest(self, directory: str):
-        path = os.path.join(directory, FILE_NAME)
-        return path if os.path.exists(path) else None
+    def write(self, path: str) -> None:
+        self.model.save(path)
 
     def restore(self, path: str) -> None:
         import tensorflow as tf

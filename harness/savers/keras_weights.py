@@ -60,16 +60,21 @@ class KerasWeights(SaverAdapter):
         for var in self.vars.values():   # var.dtype: a name (Keras 3) or a tf.DType (tf-keras)
             var.assign(tf.zeros(var.shape, dtype=tf.as_dtype(var.dtype)))
 
+    file_name = FILE_NAME   # one file, written over in place by every save
+
+    def write(self, path: str) -> None:
+        self.model.save_weights(path)
+
     def save(self, directory: str) -> SaveResult:
         os.makedirs(directory, exist_ok=True)
-        path = os.path.join(directory, FILE_NAME)
+        path = os.path.join(directory, self.file_name)
         t0 = time.perf_counter()
-        self.model.save_weights(path)
+        self.write(path)
         t = time.perf_counter() - t0
         return SaveResult(path, [path], t, t)
 
     def latest(self, directory: str):
-        path = os.path.join(directory, FILE_NAME)
+        path = os.path.join(directory, self.file_name)
         return path if os.path.exists(path) else None
 
     def restore(self, path: str) -> None:
