@@ -92,7 +92,7 @@ def run_harness(size: str, n_vars: int, repeats: int, workdir: str, *, shape_mix
 def harness_seconds(res: dict, phase: str) -> tuple[list[float], list[float]]:
     """(reported seconds, whole-phase wall seconds) of `phase`, one per repeat."""
     reported = [r["seconds"] for r in res["rows"] if r["phase"] == phase]
-    wall = [e["wall_seconds"] for e in res["phases"] if e["phase"] == phase and "wall_seconds" in e]
+    wall = [e["wall_seconds"] for e in res["phases"] if e.get("phase") == phase and "wall_seconds" in e]
     return reported, wall
 
 
@@ -104,6 +104,7 @@ def compare_save(size: str, n_vars: int, *, rounds: int = 3, repeats: int = 5, w
     own = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="ckpt-overhead-")
     bare, reported, wall, per_round, bare_cpu, cpu = [], [], [], [], [], []
+    rounds_saves = []  # (bare saves, reported saves) of each round, for the interval
     try:
         for k in range(rounds):
             got = {}
@@ -120,6 +121,7 @@ def compare_save(size: str, n_vars: int, *, rounds: int = 3, repeats: int = 5, w
             reported += got["harness"][0]
             wall += got["harness"][1]
             per_round.append(statistics.median(got["harness"][0]) / statistics.median(got["bare"]))
+            rounds_saves.append((got["bare"], got["harness"][0]))
     finally:
         if own:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -128,10 +130,32 @@ def compare_save(size: str, n_vars: int, *, rounds: int = 3, repeats: int = 5, w
     return {"size": size, "n_vars": int(n_vars), "rounds": rounds, "repeats": repeats,
             "bare_median_s": b, "reported_median_s": statistics.median(reported),
             "reported_ratio": statistics.median(reported) / b, "per_round_ratio": per_round,
+            "reported_ratio_ci95": ratio_interval(rounds_saves),
             "phase_wall_median_s": w, "phase_wall_ratio": w / b,
             # process CPU seconds of the same saves: less moved by other processes' load
             "bare_cpu_median_s": statistics.median(bare_cpu), "reported_cpu_median_s": statistics.median(cpu),
             "cpu_ratio": statistics.median(cpu) / statistics.median(bare_cpu)}
+
+
+def ratio_interval(rounds_saves: list, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95 % interval of median(reported) / median(bare) by resampling whole rounds.
+
+    Rounds, not single saves, are resampled: saves of one process share its state (heap,
+    page cache, what else ran then), so they are not independent draws, and a round-to-round
+    spread of 10-20 % is what this VM shows. Fewer than 2 rounds give (nan, nan).
+    """
+    import random
+
+    if len(rounds_saves) < 2:
+        return (float("nan"), float("nan"))
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(resamples):
+        pick = [rng.choice(rounds_saves) for _ in rounds_saves]
+        ratios.append(statistics.median(x for _, h in pick for x in h)
+                      / statistics.median(x for b, _ in pick for x in b))
+    ratios.sort()
+    return (ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1])
 
 
 def measure(spec, repeats: int, workdir: str) -> dict:
@@ -155,7 +179,8 @@ def _child(job_path: str) -> int:
     rows = run_scenario(Scenario.from_dict(job["scenario"]), job["workdir"], int(job["repeats"]),
                         progress=events.append, warmup=bool(job.get("warmup", True)))
     with open(job["out"], "w") as f:
-        json.dump({"rows": rows, "phases": [e for e in events if e.get("event") == "phase"]}, f, default=str)
+        json.dump({"rows": rows, "phases": [e for e in events if e.get("event") == "phase"],
+                   "oracle": [e for e in events if e.get("event") == "oracle"]}, f, default=str)
     return 0
 
 

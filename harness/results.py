@@ -25,6 +25,7 @@ PHASE_COLUMNS = [
     "extra_seconds", "peak_rss_bytes", "ru_maxrss_bytes", "io_read_bytes",
     "io_write_bytes", "cpu_seconds", "gpu_peak_bytes", "gpu_peak_kind", "nvml_mem_used_bytes",
     "nvml_util_pct", "nvml_power_w", "outcome", "detail",
+    "peak_rss_source",  # "kernel" (VmHWM reset per phase) or "sampled" (5 ms polls)
     "task",   # tf.distribute task (worker:1, chief:0; `cluster`: the cross-task verdict); empty for --strategy none
 ]
 

@@ -119,10 +119,16 @@ def _finders(target: CrashTarget, adapter) -> list[tuple[str, object]]:
     return [(n, table[n]) for n in names]
 
 
-def _judge_with(find, ctx, key, adapter, state_dir, digests, manifests, k, channel) -> dict:
-    """Verdict and attempts for one way of finding the latest checkpoint."""
+def _judge_with(find, ctx, key, adapter, state_dir, digests, manifests, k, channel, memo: dict) -> dict:
+    """Verdict and attempts for one way of finding the latest checkpoint. `memo` holds the
+    state's attempts by path, so a path two finders both try is restored once."""
     from ..judge.core import error_summary
     from .state import normalize_name
+
+    def attempt(rel: str, digest) -> Attempt:
+        if rel not in memo:
+            memo[rel] = _attempt(ctx, key, adapter, state_dir, rel, digest, manifests, k, channel)
+        return memo[rel]
 
     latest_rel, latest_error, latest = None, "", None
     try:
@@ -134,13 +140,13 @@ def _judge_with(find, ctx, key, adapter, state_dir, digests, manifests, k, chann
     except Exception as e:  # e.g. an unreadable `checkpoint` state file
         latest_error = normalize_name(error_summary(e, state_dir))
     if latest_rel is not None:
-        latest = _attempt(ctx, key, adapter, state_dir, latest_rel, digests.get(latest_rel), manifests, k, channel)
+        latest = attempt(latest_rel, digests.get(latest_rel))
     older = []
     if latest is None or not latest.restored:
         for rel in sorted(digests, key=_sort_key, reverse=True):
             if rel == latest_rel:
                 continue
-            att = _attempt(ctx, key, adapter, state_dir, rel, digests[rel], manifests, k, channel)
+            att = attempt(rel, digests[rel])
             older.append(att)
             if att.restored and att.generation is not None:
                 break
@@ -155,7 +161,8 @@ def check_state(ctx: _Context, req: dict, channel) -> dict:
     manifests = ctx.manifest_set(req["manifest_dir"], k)
     state_dir = req["state_dir"]
     digests = req.get("prefix_digests", {})
-    judged = [(name, _judge_with(find, ctx, key, adapter, state_dir, digests, manifests, k, channel))
+    memo: dict = {}
+    judged = [(name, _judge_with(find, ctx, key, adapter, state_dir, digests, manifests, k, channel, memo))
               for name, find in _finders(target, adapter)]
     bad = worst(j["verdict"].outcome for _, j in judged)
     name, pick = next((n, j) for n, j in judged if j["verdict"].outcome is bad)
