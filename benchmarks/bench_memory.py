@@ -5,7 +5,8 @@ the save together, so a move across TensorFlow versions cannot say which grew. T
 tracks split it, from one fresh process per environment (`setup_cache`):
   rss_after_import   RSS right after `import tensorflow` (and the harness)
   rss_before_save    RSS with the model built and initialised, right before the save
-  save_growth        peak RSS sampled during the save (5 ms) minus rss_before_save
+  save_growth        peak RSS during the save (the kernel's VmHWM, reset before it) minus
+                     rss_before_save
 All in MiB; one tf2-checkpoint scenario on CPU at the suite's size.
 """
 

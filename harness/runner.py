@@ -64,12 +64,22 @@ def graph_specs(args) -> list[GraphSpec]:
                       optimizer=args.optimizer, seed=args.seed) for size in sizes]
 
 
+# What a worker's peak RSS grows by, calibrated on measured peaks (tests/test_specs_units.py
+# holds them): per byte of state about 2.4x (values made in NumPy, then TensorFlow's copy; a
+# restore reads the checkpoint's tensors while the variables still hold theirs), and per
+# variable about 50-60 KiB of TensorFlow objects (100,000 variables of 512 MiB peaked at 6.8 GiB)
+_RAM_PER_STATE_BYTE = 2.5
+_RAM_PER_VARIABLE = 64 << 10
+
+
 def needs(scenario: Scenario) -> tuple[int, int]:
     """(RAM bytes, disk bytes) a scenario needs at its peak, estimated before starting."""
-    params = total_bytes(layout(scenario.spec))
+    variables = layout(scenario.spec)
+    params = total_bytes(variables)
     ckpt = params * (3 if scenario.spec.optimizer else 1)   # Adam: m and v per parameter
     ram = ckpt + (params if scenario.spec.optimizer else 0)  # gradients during the step
-    ram = int(ram * (2.0 if scenario.api == "savedmodel" else 1.25)) + _TF_OVERHEAD_BYTES
+    per_byte = _RAM_PER_STATE_BYTE * (1.6 if scenario.api == "savedmodel" else 1.0)
+    ram = int(ram * per_byte) + _RAM_PER_VARIABLE * len(variables) + _TF_OVERHEAD_BYTES
     keep = scenario.max_to_keep if scenario.api == "tf2-manager" else 1
     disk = ckpt * keep + params + (64 << 20)  # checkpoints kept + the roofline's raw file
     return ram, disk

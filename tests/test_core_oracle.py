@@ -157,3 +157,16 @@ def test_gpu_roundtrip(tmp_path):
         assert "GPU" in s.adapter.vars[s.variables[0].name].device
         s.restore(cold=True)
         assert s.verify().outcome is Outcome.COMPLETE
+
+
+@pytest.mark.parametrize("api", OPT_APIS)
+def test_frozen_variables_get_no_optimizer_slots(api, tmp_path):
+    """A real layout's non-trainable variables (batch-norm statistics) have no Adam slots in Keras;
+    the optimizer must not give them any, or the checkpoint is larger than the real one."""
+    from harness.specs import VarSpec
+
+    variables = [VarSpec("bn/gamma", (8,), "float32"), VarSpec("bn/moving_mean", (8,), "float32", frozen=True)]
+    a, _, m = _saved(get_adapter(api), variables, tmp_path, optimizer=True)
+    slots = {n for n in m.entries if "@adam_" in n}
+    assert slots == {"bn/gamma@adam_m", "bn/gamma@adam_v"}, sorted(m.entries)
+    a.close()

@@ -73,3 +73,23 @@ def test_atomic_writers_leave_no_temp(tmp_path):
     assert json.loads((tmp_path / "m.json").read_text()) == {"a": 1}
     assert (tmp_path / "p.csv").read_text().splitlines()[0] == "x,y,extra"
     assert sorted(os.listdir(tmp_path)) == ["m.json", "p.csv"]
+
+
+# Peak RSS of `ckpt-harness run` workers, measured on the 2-core VM with TF 2.21 (ru_maxrss of the
+# worker, or VmHWM of the bare script, whichever was larger): gpt2-large from
+# `ckpt-harness run --model gpt2-large --api tf2-checkpoint --repeat 1`; the synthetic ones from
+# `python scripts/vars100k.py`. The pre-run check must not promise less than these.
+MEASURED_PEAKS = [
+    (GraphSpec(model="gpt2-large"), "tf2-checkpoint", 7.34 * 2**30),
+    (GraphSpec(n_vars=100_000, state_bytes=512 << 20), "tf2-checkpoint", 6.78 * 2**30),
+    (GraphSpec(n_vars=20_000, state_bytes=128 << 20), "tf2-checkpoint", 2.03 * 2**30),
+]
+
+
+@pytest.mark.parametrize("spec,api,peak", MEASURED_PEAKS, ids=["gpt2-large", "100k-vars", "20k-vars"])
+def test_the_ram_estimate_covers_measured_peaks(spec, api, peak):
+    from harness.runner import needs
+    from harness.session import Scenario
+
+    ram, _ = needs(Scenario(api, "cpu", spec))
+    assert peak <= ram <= 2 * peak, (ram / 2**30, peak / 2**30)

@@ -49,8 +49,9 @@ class SaverAdapter(abc.ABC):
 
     # -- names ---------------------------------------------------------------
     def trained(self) -> list[VarSpec]:
-        """Variables the optimizer updates (float32 only: Adam slots for bf16/int64 are not portable)."""
-        return [v for v in self.variables if v.dtype == "float32"] if self.optimizer else []
+        """Variables the optimizer updates: float32 ones (Adam slots for bf16/int64 are not portable)
+        that the real architecture trains (batch-norm statistics get no slots, as in Keras)."""
+        return [v for v in self.variables if v.dtype == "float32" and not v.frozen] if self.optimizer else []
 
     def expected_names(self) -> list[str]:
         names = [v.name for v in self.variables]

@@ -95,7 +95,8 @@ class KerasModel(KerasWeights):
                 raise
             # Keras reads a torn zip as "File not found": say what is really wrong with it
             first = (str(e).strip().splitlines() or [""])[0]
-            raise ValueError(f"{type(e).__name__}: {first} (the file is there, but {why})") from e
+            said = first if isinstance(e, ValueError) else f"{type(e).__name__}: {first}"  # named once
+            raise ValueError(f"{said} (the file is there, but {why})") from e
         missing = [n for n in self.vars if n not in getattr(loaded, "spec_weights", {})]
         if missing:
             raise ValueError(f"the loaded model lacks {len(missing)} variable(s), e.g. {missing[0]}")

@@ -106,7 +106,7 @@ def add_weights(model, scope_cls, variables, device_for=lambda i: "/device:CPU:0
             node = scopes[path]
         with tf.device(device_for(i)):
             w = node.add_weight(name=leaf, shape=v.shape, dtype=v.dtype, initializer="zeros",
-                                trainable=v.dtype != "int64")
+                                trainable=v.trainable)
         out[v.name] = w
     for s in scopes.values():
         s.built = True
