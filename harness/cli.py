@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("list", help="list APIs, devices, shape mixes and the default scenarios")
 
-    p = sub.add_parser("crash", help="crash injection: kill, mutate, diskfull, trace")
-    p.add_argument("--mode", required=True, choices=["kill", "mutate", "diskfull", "trace"])
+    p = sub.add_parser("crash", help="crash injection: kill, mutate, diskfull, trace; task faults on a cluster")
+    p.add_argument("--mode", required=True,
+                   choices=["kill", "mutate", "diskfull", "trace", "task-kill", "task-freeze", "task-absent"])
     p.add_argument("--api", action="append", metavar="A",
                    help=f"API, repeatable ({', '.join(CRASH_APIS)}) [tf2-manager]")
     p.add_argument("--target", default=None, metavar="SPEC",
@@ -90,13 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
                         "(docs/crash.md, 'Your own save code'); replaces --api")
     p.add_argument("--model", default="process", choices=["process", "power"],
                    help="crash model for trace mode [process]")
-    p.add_argument("--trials", default="8", metavar="N", help="trials for kill mode / samples for mutate [8]")
+    p.add_argument("--trials", default=None, metavar="N",
+                   help="trials for kill mode / samples for mutate [8]; trials of a task fault [1]")
     p.add_argument("--seed", default=0, type=int)
     p.add_argument("--size", default="1MiB", metavar="SIZE", help="state size of the checkpoint [1MiB]")
     p.add_argument("--vars", default="16", metavar="N", help="number of variables [16]")
     p.add_argument("--out", default=None, metavar="DIR", help="results directory [results/crash]")
     p.add_argument("--quiet", action="store_true")
     _add_keras_arg(p)
+    g = p.add_argument_group("task faults (--mode task-*, docs/distributed.md)")
+    g.add_argument("--strategy", default="none", metavar="S", help="multi-worker:N for a task fault [none]")
+    g.add_argument("--task", default=None, metavar="T", help="the task to fault: chief or worker:N")
+    g.add_argument("--point", default=None, metavar="P",
+                   help="where in the round: before_save (default), after_save or before_restore")
+    ff = g.add_mutually_exclusive_group()
+    ff.add_argument("--fail-fast", dest="settings", action="store_const", const="fail-fast",
+                    help="collective and barrier timeouts set by the harness (default)")
+    ff.add_argument("--tf-defaults", dest="settings", action="store_const", const="tf-defaults",
+                    help="TensorFlow's defaults: no collective timeout")
+    g.add_argument("--timeout", default=None, metavar="S",
+                   help="seconds the harness waits after the fault for the other tasks to react "
+                        "[fail-fast: collective timeout + 30; tf-defaults: 120]")
 
     p = sub.add_parser("replay", help="re-run the oracle on a recorded crash case")
     p.add_argument("case_dir", metavar="CASE_DIR")

@@ -12,8 +12,9 @@ from .units import format_bytes
 
 def main(args) -> int:
     print("APIs:")
+    width = max(map(len, API_NAMES)) + 1
     for api in API_NAMES:
-        print(f"  {api:<17} {describe(api)}")
+        print(f"  {api:<{width}} {describe(api)}")
     n = visible_gpu_count()
     print("\nDevices:")
     print("  cpu               the CPU")

@@ -49,7 +49,7 @@ sys.path.insert(0, REPO)
 # none of these imports TensorFlow
 from harness.child import exit_text, kill_group, last_line, sigterm_as_interrupt  # noqa: E402
 from harness.errors import HarnessError, UsageError  # noqa: E402
-from harness.faults.apis import CRASH_APIS  # noqa: E402
+from harness.faults.apis import CRASH_APIS, KERAS3_ONLY  # noqa: E402
 from harness.outcomes import CRASH_STATE, worst  # noqa: E402
 from harness.results import atomic_write_csv, atomic_write_json, atomic_write_text  # noqa: E402
 from harness.units import format_bytes, parse_positive_int, parse_size  # noqa: E402
@@ -443,6 +443,10 @@ def main(argv=None) -> int:
                         status = 1
                         continue
                     remaining, attempt, state_rows, metas = list(opts.targets), 0, [], []
+                    if env.keras == "2":   # not an error: these targets model Keras 3's callback only
+                        rows += [not_run(env, tag, api, f"{api} is a Keras 3 target", commit, row_settings)
+                                 for api in remaining if api in KERAS3_ONLY]
+                        remaining = [api for api in remaining if api not in KERAS3_ONLY]
                     while remaining:
                         attempt += 1
                         say(f"   {tag}: {' '.join(remaining)}")

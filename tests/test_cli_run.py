@@ -54,6 +54,7 @@ def test_run_writes_results_and_cleans_up(tmp_path):
 
 @pytest.mark.parametrize("args,needle", [
     (["run", "--api", "tf3-magic"], "unknown api"),
+    (["run", "--api", "async-restart"], "crash target only"),
     (["run", "--device", "tpu"], "unknown device"),
     (["run", "--shape-mix", "round"], "unknown shape mix"),
     (["run", "--size", "lots"], "cannot parse size"),

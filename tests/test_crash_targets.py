@@ -144,6 +144,28 @@ def test_async_kill_after_save_returned_rolls_back(children, tmp_path):
     assert verdict.outcome.value == "rollback", verdict.detail
 
 
+@pytest.mark.strace
+def test_async_saves_of_a_restarted_job_replace_the_only_checkpoint(children, tmp_path):
+    """TF's async saves store save_counter 0, so a job restarted before each save names every save
+    ckpt-1: a kill after save 3's data replaced ckpt-1's and before its index did leaves no
+    restorable checkpoint (lost), where async-checkpoint would still hold ckpt-2. A kill before
+    that rename rolls back: ckpt-1 is still save 2."""
+    ref = Reference(children, tmp_path, "async-restart")
+    ckpts = sorted({f.split(".")[0] for f in ref.rec.base.files if f.startswith("ckpt-")})
+    if ckpts != ["ckpt-1"]:
+        pytest.skip(f"this TensorFlow numbers async saves after a restart on: {ckpts}")
+    data = "(rename ckpt-1_temp/part-00000-of-00001.data-00000-of-00001 -> ckpt-1.data-00000-of-00001)"
+    before, after = ref.point("KILL", "before rename #3 " + data), ref.point("TERM", "after rename #3 " + data)
+    # save 3's data is in place, ckpt-1.index is still save 2's (TF merges the index in place next)
+    verdict, state = ref.kill_at(after)
+    assert "exit -15" in state.note, state.note
+    assert state.image.files["ckpt-1.index"] == ref.rec.base.files["ckpt-1.index"]
+    assert verdict.outcome.value == "lost", (after.label, verdict.detail)
+    assert "DataLossError" in verdict.detail, verdict.detail
+    verdict, _ = ref.kill_at(before)
+    assert verdict.outcome.value == "rollback", (before.label, verdict.detail)
+
+
 def _names_save(image, g: int) -> bool:
     text = image.files["checkpoint"].decode()
     return re.search(rf'^model_checkpoint_path: ".*model\.ckpt-{g}"$', text, re.M) is not None

@@ -194,6 +194,7 @@ def test_orphans_relocation_and_error_cleaning():
 
 @pytest.mark.parametrize("args,needle", [
     (["crash", "--mode", "kill", "--api", "tf2-restore-on-create"], "does not support api"),
+    (["crash", "--mode", "kill", "--api", "keras-backup", "--keras", "2"], "Keras 3 target"),
     (["crash", "--mode", "kill", "--size", "0"], "size"),
     (["crash", "--mode", "kill", "--trials", "0"], "--trials"),
     (["crash", "--mode", "kill", "--model", "power"], "--model"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import html
 import json
 import math
 import re
@@ -176,6 +177,25 @@ def test_report_out_option_and_crash_only(tmp_path):
     assert len(_pngs(page)) == 1 and "Crash outcomes" in page and "Throughput" not in page
 
 
+def test_report_shows_the_committed_crash_safety_matrix(tmp_path):
+    """`report results/crash` renders the safety matrix: every environment a column, each cell the
+    worst outcome with its counts, and the losing campaigns listed with their replay commands."""
+    with open(ROOT / "results" / "crash" / "matrix.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = tmp_path / "matrix.html"
+    assert main(["report", str(ROOT / "results" / "crash"), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "Crash safety matrix" in page and not re.search(r'(src|href)="(?!data:)', page)
+    for env in {r["env"] for r in rows}:
+        assert f"<th>{env}</th>" in page
+    lost = [r for r in rows if r["worst"] == "lost"]
+    assert lost, "the committed matrix has campaigns that lose the model"
+    assert page.count('<span class="bad">lost</span>') >= len(lost)
+    section = page[page.index("Worst cases that lose"):]
+    for r in lost:
+        assert html.escape(r["replay"]) in section
+
+
 def _with_phases(d: Path, text: str) -> Path:
     (d / "phases.csv").write_text(text)
     return d
@@ -183,9 +203,10 @@ def _with_phases(d: Path, text: str) -> Path:
 
 @pytest.mark.parametrize("make, message", [
     (lambda d: d / "nope", "does not exist"),
-    (lambda d: d, "neither phases.csv nor crash.csv"),
+    (lambda d: d, "none of phases.csv, crash.csv, matrix.csv"),
     (lambda d: _with_phases(d, "a,b\n1,2\n"), "missing columns"),
     (lambda d: _with_phases(d, ""), "not a readable CSV"),
+    (lambda d: (d / "matrix.csv").write_text("env,target\nx,y\n") and d, "missing columns: mode"),
     (lambda d: _with_phases(d, ",".join(PHASE_COLUMNS) + "\n"), "no rows"),
 ])
 def test_report_bad_input_is_one_line(tmp_path, capsys, make, message):

@@ -14,8 +14,10 @@ Messages (JSON lines on FD):
                                                     one save/restore round done
   {"event": "paused", "task", "point"}              stopped at `pause_at` (it stays there)
   {"event": "error", "task", "kind", "message"}
-Commands: {"cmd": "round", "round": R, "generation": G, "barrier": bool, "delay_save": S},
-{"cmd": "exit"}, and for the chief of parameter-server {"cmd": "connect"} (every server is up:
+Commands: {"cmd": "round", "round": R, "generation": G, "barrier": bool, "delay_save": S,
+"pause_at": POINT (optional: stop at that point in this round only)}, {"cmd": "resume"} (restore the
+latest checkpoint without saving first; answered by {"event": "resumed", "digests", "error",
+"restored"}), {"cmd": "exit"}, and for the chief of parameter-server {"cmd": "connect"} (every server is up:
 build the strategy). Under parameter-server the worker and ps tasks only run a gRPC server
 (`ready` once it listens) and the chief alone builds, saves, restores and verifies: the
 variables live on the ps tasks, each of which writes its own shard of every save.
@@ -73,6 +75,7 @@ class Task:
         self.ch, self.job = ch, job
         self.label = job["task"]
         self.pause_at = job.get("pause_at")
+        self.round_pause = None   # a point to stop at in the current round only (faults.py)
         self.ckpt_dir = job["ckpt_dir"]
 
     # -- messages and points -----------------------------------------------------
@@ -80,7 +83,7 @@ class Task:
         self.ch.send(dict(obj, task=self.label))
 
     def point(self, name: str) -> None:
-        if name != self.pause_at:
+        if name not in (self.pause_at, self.round_pause):
             return
         from ..child import ChannelClosed
         self.send({"event": "paused", "point": name})
@@ -153,8 +156,9 @@ class Task:
             self.strategy = tf.distribute.MirroredStrategy(
                 devices=devices, cross_device_ops=tf.distribute.ReductionToOneDevice())
         elif self.kind == "multi-worker":
+            timeout = self.job["collective_timeout_s"]   # None: TF's default (no timeout)
             options = tf.distribute.experimental.CommunicationOptions(
-                timeout_seconds=float(self.job["collective_timeout_s"]))
+                timeout_seconds=None if timeout is None else float(timeout))
             self.strategy = tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
         elif self.kind == "parameter-server":
             self.strategy = tf.distribute.experimental.ParameterServerStrategy(
@@ -205,8 +209,10 @@ class Task:
 
     def _barrier(self, round_no: int) -> None:
         from tensorflow.python.eager import context
-        context.context().wait_at_barrier(f"ckpt-harness-save-{round_no}",
-                                          int(float(self.job["collective_timeout_s"]) * 1000))
+        timeout = self.job["collective_timeout_s"]
+        if timeout is None:   # TF's defaults: no timeout of ours; the task's deadline bounds it
+            timeout = float(self.job["deadline_s"]) + WATCHDOG_GRACE_S
+        context.context().wait_at_barrier(f"ckpt-harness-save-{round_no}", int(float(timeout) * 1000))
 
     def _restore(self, out: dict) -> None:
         path = self.tf.train.latest_checkpoint(self.ckpt_dir)
@@ -232,6 +238,7 @@ class Task:
         from ..judge.manifest import Manifest
 
         r, gen = int(cmd["round"]), int(cmd["generation"])
+        self.round_pause = cmd.get("pause_at")
         self.timed("init", r, lambda: self._assign(gen))
         if self.is_chief:   # what is saved, fingerprinted before the save (untimed)
             Manifest.from_values(((n, v.numpy()) for n, v in self.vars.items()),
@@ -257,6 +264,18 @@ class Task:
         self.send({"event": "round", "round": r, "generation": gen, "rows": self._take_rows(),
                    "digests": digests, **out})
 
+    def resume(self) -> None:
+        """A restart after a fault: restore the directory's latest checkpoint into a poisoned
+        state and report what every replica holds (no save first)."""
+        from ..judge.core import error_summary
+        self._assign(POISON_GENERATION)
+        out: dict = {"error": None, "restored": None}
+        try:
+            self._restore(out)
+        except Exception as e:   # a failed restore is a verdict, not a dead task
+            out["error"] = error_summary(e, self.ckpt_dir)
+        self.send({"event": "resumed", "digests": self.digests(), **out})
+
     def serve(self) -> None:
         while True:
             cmd = self.ch.recv()
@@ -264,6 +283,8 @@ class Task:
                 return
             if cmd.get("cmd") == "round":
                 self.run_round(cmd)
+            elif cmd.get("cmd") == "resume":
+                self.resume()
             else:
                 raise ValueError(f"unknown command {cmd!r}")
 

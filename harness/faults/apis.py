@@ -13,20 +13,32 @@ from __future__ import annotations
 from .state import DirImage
 
 CRASH_APIS = ("tf2-manager", "tf2-checkpoint", "tf1-saver", "tf2-sharded", "keras-weights", "keras-model",
-              "async-checkpoint", "savedmodel")
+              "async-checkpoint", "savedmodel", "keras-modelcheckpoint",
+              "async-restart", "keras-backup", "keras-backup-double")
 
 # adapter options for the crash target (run keeps the adapters' defaults)
 _OPTIONS = {
     # save() returns as soon as the write is handed to the background thread, as users see it,
     # and saves go through a CheckpointManager (ckpt-N), as most async users save
     "async-checkpoint": {"wait": False, "manager": True},
+    # the same saves, by a job restarted before each one (TF's save_counter after a restart)
+    "async-restart": {"wait": False, "manager": True},
 }
 
 # saves whose API call returns before the checkpoint is written (kill mode aims after the return)
-ASYNC_APIS = ("async-checkpoint",)
+ASYNC_APIS = ("async-checkpoint", "async-restart")
 
 # the file a single-file API writes over on every save
-_SUFFIXES = {"keras-weights": ".weights.h5", "keras-model": ".keras"}
+_SUFFIXES = {"keras-weights": ".weights.h5", "keras-model": ".keras", "keras-modelcheckpoint": ".weights.h5"}
+
+
+# Keras BackupAndRestore targets: a checkpoint is the backup folder they write in the directory
+_BACKUP_APIS = ("keras-backup", "keras-backup-double")
+_BACKUP_DIR = "backup"
+
+# targets that exist under Keras 3 only: tf-keras's BackupAndRestore keeps its state in a TF
+# checkpoint of its own, which these targets do not model
+KERAS3_ONLY = _BACKUP_APIS
 
 
 # mutate damages TF bundle files (index, data shards, `checkpoint`) and rewrites them with SaveV2
@@ -37,7 +49,7 @@ MUTATE_APIS = ("tf2-manager", "tf2-checkpoint", "tf1-saver", "tf2-sharded", "asy
 # (`latest()`); each state is judged through every one and the worst outcome counts
 _MANAGER_FINDERS = ("tf.train.latest_checkpoint", "CheckpointManager.latest_checkpoint")
 _FINDERS = {"tf2-manager": _MANAGER_FINDERS, "tf2-sharded": _MANAGER_FINDERS,
-            "async-checkpoint": _MANAGER_FINDERS}
+            "async-checkpoint": _MANAGER_FINDERS, "async-restart": _MANAGER_FINDERS}
 
 
 def finders(api: str) -> tuple[str, ...]:
@@ -53,6 +65,8 @@ def candidates(api: str, image: DirImage) -> list[str]:
     """Checkpoints present in `image` that a restore may be tried on (relative paths)."""
     if api in _SUFFIXES:
         return sorted(rel for rel in image.files if rel.endswith(_SUFFIXES[api]) and "/" not in rel)
+    if api in _BACKUP_APIS:   # the callback's backup folder, all its files read by a restart
+        return [_BACKUP_DIR] if any(rel.startswith(_BACKUP_DIR + "/") for rel in image.files) else []
     if api == "savedmodel":
         return sorted(rel[: -len("/saved_model.pb")] for rel in image.files if rel.endswith("/saved_model.pb"))
     return image.prefixes()

@@ -15,7 +15,7 @@ MAX_TRACE_STATE_BYTES = 64 * 1024**2    # trace: one state per write of ~1 MiB, 
 
 def config_from_args(args):
     from .campaign import CRASH_APIS, DEFAULT_APIS, CrashConfig
-    from .apis import MUTATE_APIS
+    from .apis import KERAS3_ONLY, MUTATE_APIS
     from . import strace
 
     target = getattr(args, "target", None)
@@ -33,6 +33,9 @@ def config_from_args(args):
         for api in apis:
             if api not in CRASH_APIS:
                 raise UsageError(f"crash does not support api {api!r}; choose from {', '.join(CRASH_APIS)}")
+            if getattr(args, "keras", None) == "2" and api in KERAS3_ONLY:
+                raise UsageError(f"{api} is a Keras 3 target (tf-keras's BackupAndRestore keeps its state "
+                                 "in a TF checkpoint, not modelled here); drop --keras 2")
             if args.mode == "mutate" and api not in MUTATE_APIS:
                 raise UsageError(f"--mode mutate damages TF checkpoint bundles; {api} is not one (use kill, "
                                  f"diskfull or trace, or mutate with {', '.join(MUTATE_APIS)})")
@@ -42,7 +45,7 @@ def config_from_args(args):
         raise UsageError(f"--size {args.size} is too large for --mode {args.mode} (crash states are held in "
                          f"memory); use at most {format_bytes(cap)}")
     n_vars = parse_positive_int(args.vars, "--vars")
-    trials = parse_positive_int(args.trials, "--trials")
+    trials = parse_positive_int(args.trials if args.trials is not None else "8", "--trials")
     if args.mode == "trace":
         strace.require()
     if args.model != "process" and args.mode != "trace":
@@ -57,9 +60,25 @@ def config_from_args(args):
                        spec=spec, out=out, quiet=bool(args.quiet), user_target=user_target)
 
 
+# only with --mode task-*: argument name -> its flag
+TASK_FAULT_OPTIONS = {"task": "--task", "point": "--point", "settings": "--fail-fast/--tf-defaults",
+                      "timeout": "--timeout"}
+
+
 def crash_main(args) -> int:
+    from ..distributed.strategy import parse_strategy
     from .campaign import Campaign
 
+    strategy = parse_strategy(getattr(args, "strategy", None))
+    if strategy.distributed or str(args.mode).startswith("task-"):   # task faults on a cluster
+        if not strategy.distributed:
+            raise UsageError(f"--mode {args.mode} faults a task of a cluster: give --strategy multi-worker:N")
+        from ..distributed.faults import main as task_faults_main
+        return task_faults_main(args, strategy)
+    given = [flag for name, flag in TASK_FAULT_OPTIONS.items() if getattr(args, name, None) is not None]
+    if given:
+        raise UsageError(f"{', '.join(given)}: only for task faults (--mode task-kill, task-freeze "
+                         f"or task-absent with --strategy multi-worker:N)")
     cfg = config_from_args(args)
     campaign = Campaign(cfg)
     if cfg.user_target:

@@ -62,13 +62,18 @@ def _img(png: bytes | None, alt: str) -> str:
     return f'<p><img alt="{_esc(alt)}" src="data:image/png;base64,{data}"></p>'
 
 
-def _outcome_cell(word) -> str:
+def _is_failure(word) -> bool:
+    """An outcome word that is a failure; an unknown non-empty word counts as one."""
     word = "" if word is None else str(word)
     try:
-        bad = Outcome(word).is_failure
+        return Outcome(word).is_failure
     except ValueError:
-        bad = bool(word)
-    return f'<span class="{"bad" if bad else "ok"}">{_esc(word)}</span>' if word else ""
+        return bool(word)
+
+
+def _outcome_cell(word) -> str:
+    word = "" if word is None else str(word)
+    return f'<span class="{"bad" if _is_failure(word) else "ok"}">{_esc(word)}</span>' if word else ""
 
 
 def _summary_value(key: str, value) -> str:
@@ -143,6 +148,40 @@ def crash_section(crash) -> str:
     return "".join(parts)
 
 
+def matrix_section(matrix) -> str:
+    """The crash safety matrix: one row per target x mode x model, one column per environment,
+    each cell the worst outcome over the campaign's states with its outcome counts."""
+    words = [o.value for o in Outcome if o.value in matrix.columns]
+    envs = list(dict.fromkeys(matrix["env"]))
+    keys = list(dict.fromkeys(zip(matrix["target"], matrix["mode"], matrix["model"])))
+    cells = {(r["target"], r["mode"], r["model"], r["env"]): r for _, r in matrix.iterrows()}
+    rows = []
+    for key in keys:
+        row = [_esc(k) for k in key]
+        for env in envs:
+            r = cells.get((*key, env))
+            if r is None:
+                row.append("")
+            elif r["status"] != "ran":
+                row.append(f'<span class="bad">{_esc(r["status"])}</span>')
+            else:
+                counts = ", ".join(f"{w} {r[w]}" for w in words if str(r[w]) not in ("", "0"))
+                row.append(f'{_outcome_cell(r["worst"])}<br><span class="note">{_esc(counts)}</span>')
+        rows.append(row)
+    commits = ", ".join(sorted(set(matrix["commit"]) - {""})) or "unknown"
+    parts = [f'<p class="note">Worst outcome of each campaign (harness/outcomes.py order) and the '
+             f"number of distinct states with each outcome. Harness commit {_esc(commits)}.</p>",
+             _table(["target", "mode", "model"] + envs, rows)]
+    bad = matrix[matrix["worst"].map(_is_failure)]
+    if not bad.empty:
+        rows = [[_esc(r["env"]), _esc(r["target"]), _esc(r["mode"]), _esc(r["model"]),
+                 _outcome_cell(r["worst"]), _esc(r.get("worst_fault", "")), _esc(r.get("worst_detail", "")),
+                 f'<code>{_esc(r["replay"])}</code>'] for _, r in bad.iterrows()]
+        parts += ["<h3>Worst cases that lose or corrupt the model, and how to replay them</h3>",
+                  _table(["env", "target", "mode", "model", "worst", "fault", "detail", "replay"], rows)]
+    return "".join(parts)
+
+
 def render(data: RunData) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
     body = ["<h1>ckpt-harness report</h1>",
@@ -169,6 +208,8 @@ def render(data: RunData) -> str:
                  "one is counted once.</p>",
                  _img(plots.crash_outcomes_figure(data.crash), "crash outcomes"),
                  crash_section(data.crash)]
+    if data.matrix is not None and not data.matrix.empty:
+        body += ["<h2>Crash safety matrix</h2>", matrix_section(data.matrix)]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<title>ckpt-harness report</title>"
             f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")

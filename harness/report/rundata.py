@@ -12,12 +12,14 @@ from ..results import PHASE_COLUMNS, READABLE_FORMAT_VERSIONS, ROOFLINE_FOR, che
 
 PHASES_FILE = "phases.csv"
 CRASH_FILE = "crash.csv"
+MATRIX_FILE = "matrix.csv"  # the crash safety matrix of scripts/crash_matrix.py (results/crash/)
 METADATA_FILE = "metadata.json"
 
 # the columns the report reads; the files may have more
 PHASE_NEEDED = ["run_id", "scenario", "api", "device", "n_vars", "state_bytes", "phase",
                 "repeat", "seconds", "gbps", "roofline_fraction", "outcome"]
 CRASH_NEEDED = ["run_id", "api", "mode", "outcome"]
+MATRIX_NEEDED = ["env", "target", "mode", "model", "status", "states", "worst", "replay", "commit"]
 
 _NUMERIC_PHASE_COLUMNS = ["n_vars", "state_bytes", "repeat", "seconds", "gbps", "roofline_fraction",
                           "extra_seconds", "peak_rss_bytes", "gpu_peak_bytes"]
@@ -30,6 +32,7 @@ class RunData:
     dirs: list[Path]
     phases: "object | None" = None      # pandas DataFrame or None
     crash: "object | None" = None       # pandas DataFrame or None
+    matrix: "object | None" = None      # pandas DataFrame (crash safety matrix) or None
     metadata: dict[str, dict] = field(default_factory=dict)  # run dir name -> metadata.json
 
 
@@ -82,17 +85,17 @@ def failed_repeat_rows(frame):
 
 
 def load_runs(dirs: list[str | Path]) -> RunData:
-    """Read phases.csv, crash.csv and metadata.json of each dir.
+    """Read phases.csv, crash.csv, matrix.csv and metadata.json of each dir.
 
-    A dir must hold at least one of phases.csv / crash.csv; anything else is
-    a UsageError with one line naming the problem.
+    A dir must hold at least one of phases.csv / crash.csv / matrix.csv; anything
+    else is a UsageError with one line naming the problem.
     """
     import pandas as pd
 
     if not dirs:
         raise UsageError("no run dir given")
     paths = [Path(d) for d in dirs]
-    phases, crashes, metadata = [], [], {}
+    phases, crashes, matrices, metadata = [], [], [], {}
     for d in paths:
         if not d.is_dir():
             raise UsageError(f"run dir {d} does not exist")
@@ -107,8 +110,11 @@ def load_runs(dirs: list[str | Path]) -> RunData:
         if (d / CRASH_FILE).is_file():
             crashes.append(_read_csv(d / CRASH_FILE, CRASH_NEEDED))
             found = True
+        if (d / MATRIX_FILE).is_file():
+            matrices.append(_read_csv(d / MATRIX_FILE, MATRIX_NEEDED))
+            found = True
         if not found:
-            raise UsageError(f"{d} holds neither {PHASES_FILE} nor {CRASH_FILE} (not a run dir)")
+            raise UsageError(f"{d} holds none of {PHASES_FILE}, {CRASH_FILE}, {MATRIX_FILE} (not a results dir)")
 
     data = RunData(dirs=paths, metadata=metadata)
     if phases:
@@ -123,7 +129,9 @@ def load_runs(dirs: list[str | Path]) -> RunData:
     if crashes:
         frame = pd.concat(crashes, ignore_index=True)
         data.crash = _numeric(frame, ["orphan_bytes"])
-    if (data.phases is None or data.phases.empty) and (data.crash is None or data.crash.empty):
+    if matrices:
+        data.matrix = pd.concat(matrices, ignore_index=True)
+    if all(f is None or f.empty for f in (data.phases, data.crash, data.matrix)):
         raise UsageError(f"the results in {', '.join(map(str, paths))} have no rows")
     return data
 

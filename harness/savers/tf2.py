@@ -63,6 +63,7 @@ class TF2Checkpoint(SaverAdapter):
             self.opt = tf.compat.v1.train.AdamOptimizer(LEARNING_RATE)
             self.step = tf.Variable(0, dtype=tf.int64, name="step")
             parts.update(optimizer=self.opt, step=self.step)
+        self._parts = parts
         self.ckpt = tf.train.Checkpoint(**parts)
 
     def assign(self, name, value):
@@ -252,6 +253,43 @@ class AsyncCheckpoint(TF2Checkpoint):
         ckpt = getattr(self, "ckpt", None)
         if ckpt is not None:
             ckpt.sync()
+
+
+class AsyncRestarted(AsyncCheckpoint):
+    """async-restart: async CheckpointManager saves by a job that restarts before every save.
+
+    Each generation after the first begins as a restarted job does: a new tf.train.Checkpoint
+    over the variables and a new CheckpointManager on the directory last saved to, which
+    restores the latest checkpoint there (`restore_or_initialize`); then the new values are set
+    (the job trains) and saved. The variables themselves are reused: a restarted process would
+    recreate them, and the restore gives them the same values. This is the sequence in which
+    async saves lose their history on TF 2.21: they store `save_counter` 0, so after a restart
+    the next save is named ckpt-1 again and replaces the only checkpoint in place.
+    """
+
+    api = "async-restart"
+
+    def build(self) -> None:
+        self.options.setdefault("manager", True)  # the restart restores through the manager
+        super().build()
+        self._saved_to = None
+
+    def init(self, generation: int = 1) -> None:
+        if self._saved_to is not None:
+            self._restart(self._saved_to)
+        super().init(generation)
+
+    def save(self, directory: str) -> SaveResult:
+        self._saved_to = directory
+        return super().save(directory)
+
+    def _restart(self, directory: str) -> None:
+        import tensorflow as tf
+
+        self.ckpt.sync()  # the old job's last write ends before the new job starts
+        self.ckpt = tf.train.Checkpoint(**self._parts)
+        self._managers = {}
+        self._manager(directory).restore_or_initialize()
 
 
 class TF2RestoreOnCreate(TF2Checkpoint):

@@ -1,0 +1,426 @@
+"""Task faults on a local multi-worker cluster: `ckpt-harness crash --strategy multi-worker:N
+--mode task-kill|task-freeze|task-absent --task worker:1|chief [--point P]`.
+
+One trial:
+  task-kill / task-freeze  start the cluster (launcher.py), run round 1 (save 1, judged and
+                           agreed: else the trial stops), then round 2 in which the chosen task
+                           stops at `--point` (task.py's per-round pause) and is then SIGKILLed
+                           (task-kill) or SIGSTOPped (task-freeze), its whole process group.
+  task-absent              the chosen task says hello and stops at `start`: it never joins
+                           (TF's strategy constructor waits for it without end).
+Then the harness watches every OTHER task until it reacts or the harness's own deadline
+(`notice_timeout` after the fault) passes: an error message (type and first line), a death
+(which signal or exit status), a finished round, or nothing (`hang`: the harness kills the
+cluster). The whole cluster is then killed and reaped.
+
+What is on disk is judged by the crash campaign's checker (harness/faults/checker.py, one
+judge: a fresh single-process restore of the latest checkpoint, compared with the manifests
+of save 1 and save 2): new / rollback / detected / lost / silent. Orphans are the bytes of
+TF's temporary files (`*_temp/`, ...) and of any `workertemp_*` folder left behind.
+
+Restart: a fresh cluster of all tasks on the same directory; each task restores the latest
+checkpoint (the `resume` command) and is judged against the save the checker found there,
+then one more round (save 3). The restart is `complete` only if every task is complete and
+they all agree (verdict.py), resume and round alike.
+
+Settings: fail-fast (the harness's default: CommunicationOptions(timeout_seconds) and the
+barrier's timeout) or TF's defaults (no collective timeout; the barrier waits up to the
+task's deadline). Either way the harness's deadline bounds each wait.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .. import metadata
+from ..child import ChannelClosed, exit_text, sigterm_as_interrupt
+from ..errors import UsageError
+from ..fsio import ensure_writable_dir
+from ..judge.manifest import Manifest
+from ..judge.restore import expected_digests
+from ..outcomes import Outcome, Verdict, worst
+from ..results import atomic_write_csv, atomic_write_json, new_run_id
+from ..specs import GraphSpec, layout
+from ..units import parse_positive_int, parse_size
+from .launcher import ClusterTimeout, TaskFailed
+from .run import COLLECTIVE_TIMEOUT_S, ClusterRun
+from .strategy import StrategySpec
+from .verdict import judge_round
+
+MODES = ("task-kill", "task-freeze", "task-absent")
+SIGNALS = {"task-kill": signal.SIGKILL, "task-freeze": signal.SIGSTOP}
+FAULT_POINTS = ("before_save", "after_save", "before_restore")   # where kill/freeze may hit (round 2)
+FAULT_GENERATION = 2          # the save the fault hits; save 1 completed and was agreed
+RESTART_GENERATION = 3        # the restart's own round
+CHECKPOINT_KEEP = 5           # task.py's CheckpointManager max_to_keep
+START_TIMEOUT_S = 240.0       # cluster start and round 1 (before the fault)
+RESTART_TIMEOUT_S = 240.0     # the restart cluster's whole life
+TF_DEFAULTS_NOTICE_S = 120.0  # harness deadline after the fault with TF's defaults
+NOTICE_MARGIN_S = 30.0        # fail-fast: collective timeout + this
+
+COLUMNS = ["run_id", "trial", "strategy", "mode", "fault_task", "point", "settings", "collective_timeout_s",
+           "task", "reaction", "reaction_detail", "notice_s", "disk_outcome", "disk_detail", "latest",
+           "orphan_bytes", "orphans", "restart_outcome", "restart_detail", "watch_s", "trial_s"]
+CSV_NAME = "distributed_faults.csv"
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    strategy: StrategySpec
+    spec: GraphSpec
+    mode: str
+    task: str                     # the faulted task's label, e.g. "worker:1"
+    point: str = "before_save"    # kill/freeze: where in round 2; absent: always "start"
+    fail_fast: bool = True
+    collective_timeout: float = COLLECTIVE_TIMEOUT_S
+    notice_timeout: float | None = None   # None: the default for the settings
+
+    @property
+    def settings(self) -> str:
+        return "fail-fast" if self.fail_fast else "tf-defaults"
+
+    @property
+    def timeout(self) -> float | None:   # what the tasks get as collective timeout
+        return self.collective_timeout if self.fail_fast else None
+
+    @property
+    def notice_s(self) -> float:
+        if self.notice_timeout is not None:
+            return float(self.notice_timeout)
+        return self.collective_timeout + NOTICE_MARGIN_S if self.fail_fast else TF_DEFAULTS_NOTICE_S
+
+
+@dataclass
+class Reaction:
+    """What one other task did after the fault."""
+    outcome: Outcome    # error (it raised), crash (it died), hang (the harness's deadline), complete
+    detail: str
+    seconds: float | None = None   # from the fault until the harness heard of it
+
+
+@dataclass
+class TrialResult:
+    plan: FaultPlan
+    reactions: dict[str, Reaction] = field(default_factory=dict)
+    disk: Verdict | None = None
+    latest: str = ""
+    orphan_bytes: int = 0
+    orphans: list[str] = field(default_factory=list)
+    restart: Verdict | None = None
+    disk_note: str = ""    # why there is no disk verdict (task-absent: nothing was saved)
+    watch_s: float = 0.0   # from the fault until every other task reacted (or hung) and all were reaped
+    seconds: float = 0.0
+    pids: list[int] = field(default_factory=list)   # every task process of both clusters
+
+    def rows(self, run_id: str, trial: int) -> list[dict]:
+        p = self.plan
+        base = {"run_id": run_id, "trial": trial, "strategy": p.strategy.label, "mode": p.mode,
+                "fault_task": p.task, "point": p.point, "settings": p.settings,
+                "collective_timeout_s": "" if p.timeout is None else p.timeout,
+                "disk_outcome": self.disk.outcome.value if self.disk else "",
+                "disk_detail": self.disk.detail if self.disk else self.disk_note, "latest": self.latest,
+                "orphan_bytes": self.orphan_bytes, "orphans": " ".join(self.orphans),
+                "restart_outcome": self.restart.outcome.value if self.restart else "",
+                "restart_detail": self.restart.detail if self.restart else "",
+                "watch_s": round(self.watch_s, 2), "trial_s": round(self.seconds, 2)}
+        return [dict(base, task=label, reaction=r.outcome.value, reaction_detail=r.detail,
+                     notice_s="" if r.seconds is None else round(r.seconds, 2))
+                for label, r in sorted(self.reactions.items())]
+
+    def summary(self, trial: int) -> str:
+        p = self.plan
+        others = ", ".join(f"{label} {r.outcome.value}"
+                           + (f" after {r.seconds:.1f}s" if r.seconds is not None else "")
+                           + (f" ({r.detail.split(':')[0]})" if r.outcome is Outcome.ERROR else "")
+                           for label, r in sorted(self.reactions.items()))
+        disk = self.disk.outcome.value if self.disk else "-"
+        restart = self.restart.outcome.value if self.restart else "-"
+        return (f"trial {trial}: {p.mode} {p.task} at {p.point} ({p.settings}): others: {others}; "
+                f"disk {disk}{' (' + self.latest + ')' if self.latest else ''}; orphans {self.orphan_bytes} B; "
+                f"restart {restart}; {self.seconds:.0f}s")
+
+
+# -- parsing ---------------------------------------------------------------------------
+def parse_task(text: str | None, strategy: StrategySpec) -> str:
+    """`chief` or `worker:N` -> the task's label in this strategy's cluster."""
+    if not text:
+        raise UsageError("--task is required with a task fault: chief or worker:N")
+    t = str(text).strip().lower()
+    if t == "chief":
+        return strategy.chief()
+    labels = [x.label for x in strategy.tasks()]
+    if t not in labels:
+        raise UsageError(f"--task {text!r} is not a task of {strategy.label}; use chief or one of "
+                         f"{', '.join(labels)}")
+    return t
+
+
+def plan_from_args(args, strategy: StrategySpec) -> tuple[FaultPlan, int]:
+    """The plan and the number of trials, or one clear UsageError."""
+    if args.mode not in MODES:
+        raise UsageError(f"--strategy {strategy.label} works with --mode {', '.join(MODES)}, not {args.mode}")
+    if strategy.kind != "multi-worker":
+        raise UsageError(f"task faults run on --strategy multi-worker:N for now, not {strategy.label}")
+    if strategy.count < 2:
+        raise UsageError("a task fault needs at least 2 workers (multi-worker:2 or more)")
+    if getattr(args, "api", None) or getattr(args, "target", None):
+        raise UsageError("--api and --target do not apply to task faults (the tasks save with tf2-manager)")
+    task = parse_task(getattr(args, "task", None), strategy)
+    point = getattr(args, "point", None)
+    if args.mode == "task-absent":
+        if point not in (None, "start"):
+            raise UsageError("--mode task-absent holds the task at start (it never joins); leave out --point")
+        point = "start"
+    else:
+        point = point or "before_save"
+        if point not in FAULT_POINTS:
+            raise UsageError(f"--point {point!r} is not a fault point; use one of {', '.join(FAULT_POINTS)}")
+    size = parse_size(args.size)
+    if size > 256 * 1024**2:
+        raise UsageError(f"--size {args.size} is too large for a task fault; use at most 256MiB")
+    spec = GraphSpec(n_vars=parse_positive_int(args.vars, "--vars"), state_bytes=size, seed=args.seed)
+    trials = parse_positive_int(args.trials if args.trials is not None else "1", "--trials")
+    notice = getattr(args, "timeout", None)
+    notice = float(parse_positive_int(notice, "--timeout")) if notice is not None else None
+    fail_fast = getattr(args, "settings", "fail-fast") != "tf-defaults"
+    return FaultPlan(strategy, spec, args.mode, task, point, fail_fast, notice_timeout=notice), trials
+
+
+# -- one trial -------------------------------------------------------------------------
+def _watch(cluster, labels: list[str], t_fault: float, until: float, done_events: tuple) -> dict[str, Reaction]:
+    """Each task's first reaction after the fault, heard in parallel (one thread per task),
+    each timed from `t_fault`; `hang` for a task silent until `until`."""
+    out: dict[str, Reaction] = {}
+
+    def one(label: str) -> None:
+        child = cluster.children[label]
+        while True:
+            left = until - time.monotonic()
+            try:
+                if left <= 0:
+                    raise TimeoutError
+                msg = child.recv(left)
+            except TimeoutError:
+                out[label] = Reaction(Outcome.HANG, f"no reaction within {until - t_fault:.0f}s of the fault "
+                                                    f"(the harness killed the cluster)")
+                return
+            except ChannelClosed:
+                seconds = time.monotonic() - t_fault
+                code = child.wait(2.0)
+                tail = child.log_tail()
+                kind = Outcome.CRASH if code is not None and code < 0 else Outcome.ERROR
+                out[label] = Reaction(kind, f"died ({exit_text(code)})" + (f": {tail}" if tail else ""), seconds)
+                return
+            seconds = time.monotonic() - t_fault
+            event = msg.get("event")   # a message sent before the fault counts: it was still unheard
+            if event == "error":
+                out[label] = Reaction(Outcome.ERROR, msg.get("message", "error"), seconds)
+                return
+            if event in done_events:
+                what = f"restored {msg.get('restored')}" if event == "round" else "built the strategy"
+                out[label] = Reaction(Outcome.COMPLETE, f"went on without noticing ({event}: {what})")
+                return
+
+    threads = [threading.Thread(target=one, args=(label,), daemon=True) for label in labels]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def _orphans(ckpt_dir: str) -> tuple[int, list[str]]:
+    from ..faults.state import is_orphan
+    total, names = 0, set()
+    for dirpath, _dirs, files in os.walk(ckpt_dir):
+        for f in files:
+            rel = os.path.relpath(os.path.join(dirpath, f), ckpt_dir)
+            if rel.startswith("workertemp_") or is_orphan(rel):
+                total += os.path.getsize(os.path.join(dirpath, f))
+                top = rel.split("/")[0]
+                names.add(top + "/" if "/" in rel else rel)
+    return total, sorted(names)
+
+
+def judge_disk(checker, spec: GraphSpec, ckpt_dir: str, manifest_dir: str) -> tuple[Verdict, dict]:
+    """The crash checker's verdict on the directory after a fault in save 2 (one judge)."""
+    from ..faults.apis import candidate_digests
+    from ..faults.state import DirImage
+    from ..faults.target import CrashTarget
+
+    image = DirImage.load(ckpt_dir)
+    digests = {rel: d for rel, d in candidate_digests("tf2-manager", image).items() if "/" not in rel}
+    target = CrashTarget("tf2-manager", spec, k=FAULT_GENERATION, max_to_keep=CHECKPOINT_KEEP)
+    return checker.check(target, ckpt_dir, manifest_dir, digests)
+
+
+def write_manifests(spec: GraphSpec, directory: str) -> None:
+    """The checker's manifests of saves 1 and 2, recomputed from the spec."""
+    from ..faults.target import manifest_name
+    os.makedirs(directory, exist_ok=True)
+    for g in range(1, FAULT_GENERATION + 1):
+        Manifest.expected(layout(spec), spec.seed, g, api="tf2-manager").write(
+            directory, name=manifest_name(g), durable=False)
+
+
+def _fault_phase(plan: FaultPlan, workdir: str, res: TrialResult) -> None:
+    """Start the cluster, (kill/freeze) one good round, the fault, and every other task's reaction.
+    The cluster is killed and reaped when this returns or raises."""
+    absent = plan.mode == "task-absent"
+    run = ClusterRun(plan.strategy, plan.spec, workdir, START_TIMEOUT_S + plan.notice_s + 30,
+                     collective_timeout=plan.timeout, pause_at={plan.task: "start"} if absent else None)
+    cluster = run.cluster
+    others = [x for x in cluster.labels if x != plan.task]
+    t_fault = None
+    try:
+        if absent:
+            cluster.start()
+            res.pids.extend(cluster.pids.values())
+            cluster.recv_event(plan.task, "paused")
+            t_fault = time.monotonic()
+            res.reactions = _watch(cluster, others, t_fault, t_fault + plan.notice_s, ("ready",))
+            return
+        run.start()
+        res.pids.extend(cluster.pids.values())
+        _rows, verdict = run.round(0)
+        if verdict.outcome is not Outcome.COMPLETE:
+            raise RuntimeError(f"round 1 before the fault was {verdict.outcome}: {verdict.detail}")
+        for label in cluster.labels:
+            cmd = {"cmd": "round", "round": 1, "generation": FAULT_GENERATION, "barrier": True}
+            if label == plan.task:
+                cmd["pause_at"] = plan.point
+            cluster.send(label, cmd)
+        cluster.recv_event(plan.task, "paused")
+        os.killpg(cluster.pids[plan.task], SIGNALS[plan.mode])
+        t_fault = time.monotonic()
+        res.reactions = _watch(cluster, others, t_fault, t_fault + plan.notice_s, ("round",))
+    finally:
+        cluster.close(grace=0)
+        if t_fault is not None:
+            res.watch_s = time.monotonic() - t_fault
+
+
+def _restart(plan: FaultPlan, workdir: str, expect_gen: int | None, res: TrialResult) -> Verdict:
+    """A fresh cluster on the same directory: resume from the latest checkpoint (when there is
+    one), then one round. Complete only if every task is complete and all agree, both times."""
+    run = ClusterRun(plan.strategy, plan.spec, workdir, RESTART_TIMEOUT_S, collective_timeout=plan.timeout)
+    parts = []
+    try:
+        with run:
+            res.pids.extend(run.cluster.pids.values())
+            verdicts = []
+            if expect_gen is not None:
+                run.cluster.send_all({"cmd": "resume"})
+                got = run.cluster.gather("resumed")
+                expected = expected_digests(Manifest.expected(layout(plan.spec), plan.spec.seed, expect_gen))
+                _per_task, resumed = judge_round(expected, got)
+                restored = sorted({str(m.get("restored")) for m in got.values()})
+                parts.append(f"resume {'/'.join(restored)} vs save {expect_gen}: {resumed.outcome} ({resumed.detail})")
+                verdicts.append(resumed.outcome)
+            else:
+                parts.append("no checkpoint to resume: started fresh")
+            _rows, verdict = run.round(RESTART_GENERATION - 1)
+            parts.append(f"round {RESTART_GENERATION}: {verdict.outcome} ({verdict.detail})")
+            verdicts.append(verdict.outcome)
+        return Verdict(worst(verdicts), "; ".join(parts))
+    except ClusterTimeout as e:
+        return Verdict(Outcome.HANG, "; ".join(parts + [str(e)]))
+    except TaskFailed as e:
+        return Verdict(Outcome.ERROR, "; ".join(parts + [str(e)]))
+
+
+def run_trial(plan: FaultPlan, workdir: str, checker, manifest_dir: str) -> TrialResult:
+    """One trial in `workdir` (the caller removes it); see the module docstring."""
+    t0 = time.monotonic()
+    res = TrialResult(plan)
+    ckpt_dir = os.path.join(workdir, "ckpt")
+    _fault_phase(plan, workdir, res)
+    res.orphan_bytes, res.orphans = _orphans(ckpt_dir)
+    expect_gen = None
+    if plan.mode == "task-absent" and not os.path.exists(os.path.join(ckpt_dir, "checkpoint")):
+        res.disk_note = "nothing saved: the cluster never formed"
+    else:
+        res.disk, msg = judge_disk(checker, plan.spec, ckpt_dir, manifest_dir)
+        latest = msg.get("latest") or {}
+        res.latest = latest.get("path") or ""
+        if latest:
+            expect_gen = latest.get("generation") or FAULT_GENERATION
+    res.restart = _restart(plan, workdir, expect_gen, res)
+    res.seconds = time.monotonic() - t0
+    return res
+
+
+# -- the command -----------------------------------------------------------------------
+def main(args, strategy: StrategySpec) -> int:
+    from ..faults.checker import Checker
+
+    plan, trials = plan_from_args(args, strategy)
+    out_root = ensure_writable_dir(args.out or os.path.join("results", "crash"), "results directory")
+    run_id = new_run_id("dist-crash")
+    run_dir = os.path.abspath(os.path.join(out_root, run_id))
+    logs = os.path.join(run_dir, "logs")
+    os.makedirs(logs)
+    work = tempfile.mkdtemp(prefix=".work-", dir=run_dir)
+    meta = metadata.collect(run_dir, run_id=run_id, kind="crash", mode=plan.mode, strategy=strategy.label,
+                            fault_task=plan.task, point=plan.point, settings=plan.settings,
+                            collective_timeout_s=plan.timeout, notice_timeout_s=plan.notice_s, trials=trials,
+                            spec=plan.spec.to_dict(), columns=COLUMNS, status="running")
+    meta_path = os.path.join(run_dir, "metadata.json")
+    atomic_write_json(meta_path, meta)
+    say = (lambda _t: None) if args.quiet else (lambda t: print(t, file=sys.stderr, flush=True))
+    rows: list[dict] = []
+    failures: list[str] = []
+    status = "complete"
+    manifest_dir = os.path.join(work, "manifests")
+    write_manifests(plan.spec, manifest_dir)
+    checker = Checker(os.path.join(logs, "checker.log"), timeout=120.0)
+    say(f"crash run {run_id}: {plan.mode} of {plan.task} at {plan.point} on {strategy.label} "
+        f"({plan.settings}), {trials} trial(s) -> {run_dir}")
+    with sigterm_as_interrupt():
+        try:
+            for i in range(trials):
+                trial_dir = os.path.join(work, f"trial-{i}")
+                try:
+                    res = run_trial(plan, trial_dir, checker, manifest_dir)
+                finally:
+                    _keep_logs(trial_dir, os.path.join(logs, f"trial-{i}"))
+                    shutil.rmtree(trial_dir, ignore_errors=True)
+                rows.extend(res.rows(run_id, i))
+                atomic_write_csv(os.path.join(run_dir, CSV_NAME), rows, COLUMNS)
+                print(res.summary(i), flush=True)
+                if res.restart is None or res.restart.outcome is not Outcome.COMPLETE:
+                    failures.append(f"trial {i}: the restart was {res.restart.outcome if res.restart else 'not run'}"
+                                    f": {res.restart.detail if res.restart else ''}")
+        except KeyboardInterrupt:
+            status = "interrupted"
+        except (ClusterTimeout, TaskFailed, RuntimeError) as e:   # before the fault: the trial could not run
+            failures.append(f"a trial could not reach its fault: {e}")
+        finally:
+            checker.close()
+            shutil.rmtree(work, ignore_errors=True)
+            if rows:
+                atomic_write_csv(os.path.join(run_dir, CSV_NAME), rows, COLUMNS)
+            metadata.finish(meta, meta_path, status, failures)
+    print(f"results: {run_dir}")
+    if status == "interrupted":
+        print("ckpt-harness: interrupted; every task was killed", file=sys.stderr)
+        return 130
+    for f in failures:
+        print(f"ckpt-harness: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _keep_logs(trial_dir: str, dest: str) -> None:
+    if not os.path.isdir(trial_dir):
+        return
+    os.makedirs(dest, exist_ok=True)
+    for name in os.listdir(trial_dir):
+        if name.endswith(".log"):
+            shutil.copy(os.path.join(trial_dir, name), dest)

@@ -1,0 +1,132 @@
+"""keras-backup (crash only): the backup a Keras `BackupAndRestore` callback keeps during `fit`.
+
+The callback writes, at every epoch end, into its backup directory (here `<dir>/backup`):
+`latest.weights.h5` (the model's weights, written over in place) and then
+`training_metadata.json` (the epoch a restarted `fit` resumes at). With
+`double_checkpoint=True` (target `keras-backup-double`) it first copies both to `.bkp` files.
+
+No `fit` runs. Save number g: the hooks `fit` calls, in its order (`set_model` and
+`on_train_begin` once per backup directory; `on_epoch_begin`, `on_epoch_end` for epoch g-1),
+so the metadata says epoch g. Restore: what a restarted `fit` does, a fresh callback on the
+same directory, `set_model`, `on_train_begin` (which loads the backup, and with
+`double_checkpoint` falls back to the `.bkp` files on an OSError), then the epoch `fit` would
+start at (`model._initial_epoch or initial_epoch`, initial_epoch 0).
+
+That epoch is judged with the weights: the adapter reports it as one more value,
+`backup/epoch` (an int64 scalar: the generation the epoch implies), so a restore that gives the
+weights of one save and the epoch of another equals no completed save (`silent`: training goes
+on and repeats or skips an epoch). Keras 3 only: tf-keras's callback keeps its state in a
+tf.train checkpoint of its own, which this adapter does not model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import numpy as np
+
+from ..errors import UsageError
+from .base import SaveResult
+from .keras_weights import KerasWeights, names_from_h5
+
+BACKUP_DIR = "backup"            # the callback's backup_dir, inside the crash target's directory
+WEIGHTS = "latest.weights.h5"     # Keras 3's names for the files it writes there
+METADATA = "training_metadata.json"
+EPOCH = "backup/epoch"            # the pseudo-value: the epoch a restarted fit resumes at
+_NO_EPOCH = -1                    # after poison(): equals no save's epoch
+
+
+class KerasBackup(KerasWeights):
+    api = "keras-backup"
+    double_checkpoint = False
+
+    _callback = None
+    _epoch = 0            # the next epoch the saving callback ends
+    _resume = _NO_EPOCH   # the epoch fit would resume at, for the live state
+
+    def build(self) -> None:
+        from ..tfenv import legacy_keras
+
+        if legacy_keras():
+            raise UsageError(f"{self.api} supports Keras 3 only (tf-keras's BackupAndRestore keeps a "
+                             f"tf.train checkpoint instead); drop --keras 2 for this target")
+        super().build()
+        # fit needs a compiled model; plain SGD, whose state the backup (weights only) does not hold
+        self.model.compile(optimizer="sgd", loss="mse")
+
+    def init(self, generation: int = 1) -> None:
+        super().init(generation)
+        self._resume = generation   # once saved, a restart resumes after epoch generation-1
+
+    def expected_names(self) -> list[str]:
+        return super().expected_names() + [EPOCH]
+
+    def iter_values(self, skip=()):
+        yield from super().iter_values(skip)
+        if EPOCH not in skip:
+            yield EPOCH, np.int64(self._resume)
+
+    def poison(self) -> None:
+        super().poison()
+        self._resume = _NO_EPOCH
+        self.model._initial_epoch = None   # a restarted process starts with no resumed epoch
+
+    def _new_callback(self, backup_dir: str):
+        import tensorflow as tf
+
+        cb = tf.keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=self.double_checkpoint)
+        cb.set_model(self.model)
+        return cb
+
+    def save(self, directory: str) -> SaveResult:
+        backup_dir = os.path.join(directory, BACKUP_DIR)
+        cb = self._callback
+        if cb is None or os.path.abspath(cb.backup_dir) != os.path.abspath(backup_dir):
+            cb = self._new_callback(backup_dir)   # the training run of this directory begins
+            cb.on_train_begin(logs={})
+            self._callback, self._epoch = cb, 0
+        epoch = self._epoch
+        t0 = time.perf_counter()
+        cb.on_epoch_begin(epoch, logs={})
+        cb.on_epoch_end(epoch, logs={"loss": 1.0 / (epoch + 1)})
+        t = time.perf_counter() - t0
+        self._epoch = epoch + 1
+        files = sorted(os.path.join(backup_dir, f) for f in os.listdir(backup_dir))
+        return SaveResult(backup_dir, files, t, t)
+
+    def latest(self, directory: str):
+        """The backup directory when a restarted fit would load something from it (else it
+        trains from scratch: no checkpoint found)."""
+        d = os.path.join(directory, BACKUP_DIR)
+        return d if any(os.path.exists(os.path.join(d, f)) for f in (WEIGHTS, METADATA)) else None
+
+    def restore(self, path: str) -> None:
+        cb = self._new_callback(path)
+        self.model._initial_epoch = None
+        cb.on_train_begin(logs={})   # raises what a restarted fit raises
+        # fit's own rule: `initial_epoch = self._initial_epoch or initial_epoch`, initial_epoch=0
+        self._resume = int(self.model._initial_epoch or 0)
+
+    def checkpoint_names(self, path: str):
+        import h5py
+
+        out = {}
+        weights = os.path.join(path, WEIGHTS)
+        if os.path.exists(weights):
+            with h5py.File(weights, "r") as f:   # the model's weights; the SGD's "optimizer/" group is not judged
+                if "layers" in f:
+                    out.update(names_from_h5(f["layers"], self.vars))
+        try:
+            with open(os.path.join(path, METADATA)) as f:
+                if isinstance(json.load(f).get("epoch"), int):
+                    out[EPOCH] = ((), "int64")
+        except (OSError, ValueError, AttributeError):
+            pass
+        return out
+
+
+class KerasBackupDouble(KerasBackup):
+    api = "keras-backup-double"
+    double_checkpoint = True

@@ -1,0 +1,158 @@
+"""Task faults on a real local multi-worker cluster (harness/distributed/faults.py): three
+worker processes on 127.0.0.1, real TensorFlow, real SIGKILL, the crash checker as the judge.
+
+- task-kill of worker:1 held before its save in round 2: the other tasks notice with an error
+  (not a hang) before the fail-fast collective timeout, the disk is judged `new` or `rollback`,
+  and a restart of every task resumes, agrees and completes a round;
+- task-absent (worker:1 says hello and never joins): TF's strategy constructor waits for it
+  without end, and the harness turns that into `hang` at its own deadline, kills every task
+  (checked by pid), and a restart still completes;
+- bad command lines are refused in one line with exit 2 (no TensorFlow, no cluster).
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+
+import psutil
+import pytest
+
+from harness.cli import main as cli_main
+from harness.distributed.faults import COLUMNS, FaultPlan, run_trial, write_manifests
+from harness.distributed.strategy import parse_strategy
+from harness.faults.checker import Checker
+from harness.outcomes import Outcome
+from harness.results import atomic_write_csv
+from harness.specs import GraphSpec
+
+TINY = GraphSpec(n_vars=8, state_bytes=64 * 1024)
+STRATEGY = parse_strategy("multi-worker:3")
+COLLECTIVE_TIMEOUT = 30.0   # the fail-fast setting of these trials (the CLI's default is 60 s)
+
+
+def _alive_tasks(pids) -> list[int]:
+    """Those of `pids` that are still a running (non-zombie) task process."""
+    left = []
+    for pid in pids:
+        try:
+            p = psutil.Process(pid)
+            if p.status() != psutil.STATUS_ZOMBIE and "harness.distributed.task" in " ".join(p.cmdline()):
+                left.append(pid)
+        except psutil.Error:
+            pass
+    return left
+
+
+def _trial(tmp_path, plan: FaultPlan):
+    manifests = str(tmp_path / "manifests")
+    write_manifests(plan.spec, manifests)
+    with Checker(str(tmp_path / "checker.log"), timeout=120.0) as checker:
+        res = run_trial(plan, str(tmp_path / "trial"), checker, manifests)
+    # the rows the CLI writes: every documented column, one row per other task
+    atomic_write_csv(str(tmp_path / "rows.csv"), res.rows("test", 0), COLUMNS)
+    with open(tmp_path / "rows.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["task"] for r in rows] == sorted(set(STRATEGY.clients()) - {plan.task})
+    assert list(rows[0])[:len(COLUMNS)] == COLUMNS
+    return res, rows
+
+
+@pytest.mark.timeout(300)
+def test_worker_killed_before_its_save(tmp_path):
+    plan = FaultPlan(STRATEGY, TINY, "task-kill", "worker:1", "before_save",
+                     collective_timeout=COLLECTIVE_TIMEOUT, notice_timeout=COLLECTIVE_TIMEOUT + 30)
+    res, rows = _trial(tmp_path, plan)
+    why = res.summary(0)
+    # both others are stuck at the harness's barrier waiting for worker:1; the coordination
+    # service notices the dead task (heartbeat, ~10 s here) or the barrier's fail-fast timeout
+    # fires: either way an error, before the collective timeout (+ slack for a loaded machine)
+    assert set(res.reactions) == {"worker:0", "worker:2"}, why
+    for label, r in res.reactions.items():
+        assert r.outcome is Outcome.ERROR, f"{label}: {r}"
+        assert r.seconds is not None and r.seconds < COLLECTIVE_TIMEOUT + 5, f"{label}: {r}"
+        assert r.detail.split(":")[0].endswith("Error"), r.detail   # "InternalError: Barrier failed ..."
+    # the chief (worker:0) saves alone, without any collective: it finishes save 2 long before
+    # anyone notices the dead worker, so the latest checkpoint is save 2 (`new`). `rollback` (the
+    # latest still save 1) is what a chief that failed inside its save would leave; anything
+    # else (lost, detected, silent) would be a finding.
+    assert res.disk is not None and res.disk.outcome in (Outcome.NEW, Outcome.ROLLBACK), why
+    assert res.latest == ("ckpt-2" if res.disk.outcome is Outcome.NEW else "ckpt-1"), why
+    # worker:1 died before it began its own save: nothing of it (no workertemp_1/) is left, and
+    # worker:2 deleted its workertemp_2/ after its save, as TF's pattern says
+    assert res.orphan_bytes == 0 and res.orphans == [], why
+    assert res.restart is not None and res.restart.outcome is Outcome.COMPLETE, why
+    assert f"resume {res.latest} vs save" in res.restart.detail, res.restart.detail
+    assert {r["restart_outcome"] for r in rows} == {"complete"}
+    assert _alive_tasks(res.pids) == [] and len(res.pids) == 6   # two clusters of three, all gone
+
+
+@pytest.mark.timeout(300)
+def test_absent_task_is_a_hang_within_the_deadline(tmp_path):
+    notice = 15.0
+    plan = FaultPlan(STRATEGY, TINY, "task-absent", "worker:1", "start",
+                     collective_timeout=COLLECTIVE_TIMEOUT, notice_timeout=notice)
+    t0 = time.monotonic()
+    res, rows = _trial(tmp_path, plan)
+    why = res.summary(0)
+    # the other two wait in MultiWorkerMirroredStrategy's constructor for a task that never
+    # starts its server: no error ever comes, even with the collective timeout set
+    for label, r in res.reactions.items():
+        assert r.outcome is Outcome.HANG and r.seconds is None, f"{label}: {r}"
+    assert {r["reaction"] for r in rows} == {"hang"}
+    # declared at the harness's deadline, not before, and every task killed and reaped right after
+    assert notice - 0.5 <= res.watch_s <= notice + 15, why
+    assert res.disk is None and "never formed" in res.disk_note
+    assert res.restart is not None and res.restart.outcome is Outcome.COMPLETE, why
+    assert "started fresh" in res.restart.detail
+    assert len(res.pids) == 6 and _alive_tasks(res.pids) == []
+    assert time.monotonic() - t0 < 180
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--mode", "task-kill", "--task", "worker:1"], "give --strategy multi-worker:N"),
+    (["--mode", "task-kill", "--strategy", "parameter-server:2,2", "--task", "chief"], "multi-worker:N for now"),
+    (["--mode", "kill", "--strategy", "multi-worker:3"], "not kill"),
+    (["--mode", "kill", "--point", "after_save"], "--point: only for task faults"),
+    (["--mode", "task-kill", "--strategy", "multi-worker:3", "--task", "worker:3"], "not a task of"),
+    (["--mode", "task-freeze", "--strategy", "multi-worker:3", "--task", "chief", "--point", "start"],
+     "not a fault point"),
+    (["--mode", "task-absent", "--strategy", "multi-worker:3", "--task", "worker:1", "--point", "before_save"],
+     "leave out --point"),
+    (["--mode", "task-kill", "--strategy", "multi-worker:3"], "--task is required"),
+])
+def test_bad_task_fault_command_lines_are_refused(tmp_path, capsys, argv, words):
+    out = tmp_path / "out"
+    assert cli_main(["crash", *argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1, err
+    assert not out.exists()   # refused before anything was made
+
+
+def test_a_restart_that_is_not_complete_fails_the_command(tmp_path, monkeypatch, capsys):
+    """The command's exit status and files, with a trial result planted in place of a cluster: a
+    restart that ended in `error` must make `crash` exit 1, its row still written."""
+    import harness.distributed.faults as faults
+    from harness.outcomes import Verdict
+
+    def planted(plan, workdir, checker, manifests):
+        res = faults.TrialResult(plan, reactions={"worker:0": faults.Reaction(Outcome.ERROR, "InternalError: x", 9.0),
+                                                  "worker:2": faults.Reaction(Outcome.HANG, "no reaction")},
+                                 disk=Verdict(Outcome.NEW, "latest ckpt-2 restores save 2"), latest="ckpt-2")
+        res.restart = Verdict(Outcome.ERROR, "resume ckpt-2 vs save 2: error (planted)")
+        return res
+
+    monkeypatch.setattr(faults, "run_trial", planted)
+    out = tmp_path / "out"
+    code = cli_main(["crash", "--strategy", "multi-worker:3", "--mode", "task-kill", "--task", "worker:1",
+                     "--out", str(out), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 1, captured.err
+    assert "the restart was error" in captured.err
+    assert "trial 0: task-kill worker:1 at before_save (fail-fast)" in captured.out
+    (run_dir,) = list(out.iterdir())
+    with open(run_dir / faults.CSV_NAME) as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["task"], r["reaction"], r["restart_outcome"]) for r in rows] == [
+        ("worker:0", "error", "error"), ("worker:2", "hang", "error")]
+    assert not [p for p in run_dir.iterdir() if p.name.startswith(".work-")]   # scratch removed
