@@ -76,6 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tf.distribute strategy: none, mirrored:N (N logical CPUs), multi-worker:N "
                         "(N worker processes on 127.0.0.1) or parameter-server:W,P [none]; "
                         "see docs/distributed.md")
+    p.add_argument("--cluster-from-env", action="store_true",
+                   help="be ONE task of a multi-worker cluster that an external launcher started, with "
+                        "TF_CONFIG set per task; --out must be shared by all tasks (docs/distributed.md)")
+    p.add_argument("--run-id", default=None, metavar="ID",
+                   help="with --cluster-from-env: joined to TF_CONFIG's cluster to name the run; give "
+                        "each launch its own (e.g. the Slurm job id) [none]")
     p.add_argument("--no-barrier", action="store_true", help=argparse.SUPPRESS)  # tests: the barrier race
     p.add_argument("--chief-save-delay", default=0.0, type=float, help=argparse.SUPPRESS)  # tests: plant it
 
@@ -161,6 +167,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    if args.command == "run" and getattr(args, "run_id", None) is not None and not args.cluster_from_env:
+        parser.error("--run-id is only for --cluster-from-env")
+    if args.command == "run" and args.cluster_from_env and not str(args.strategy).strip().lower().startswith(
+            "multi-worker"):
+        parser.error("--cluster-from-env needs --strategy multi-worker:N (N: the tasks in TF_CONFIG)")
     module_name, func_name = COMMANDS[args.command].split(":")
     try:
         if getattr(args, "keras", None):   # before anything imports TF; children inherit it

@@ -95,21 +95,7 @@ class ClusterRun:
                                "delay_save": delay_save}, labels=clients)
         results = self.cluster.gather("round", labels=clients)
         manifest = Manifest.load(os.path.join(self.ckpt_dir, f"manifest-g{gen}.json"))
-        per_task, cluster = judge_round(expected_digests(manifest), results)
-        rows = []
-        for task, msg in results.items():
-            for row in msg["rows"]:
-                row = dict(self.base(), **row)
-                if row["phase"] in ("restore_warm", "verify"):
-                    row.update(per_task[task].as_dict())
-                rows.append(row)
-        rows.append(dict(self.base(), phase="agree", repeat=r, task=CLUSTER_COLUMN,
-                         seconds=0.0, **cluster.as_dict()))
-        if cluster.outcome == Outcome.COMPLETE:
-            for row in rows:
-                if row["phase"] in ("save", "restore_warm") and row["seconds"] > 0:
-                    row["gbps"] = self.state_bytes / row["seconds"] / 1e9
-        return rows, cluster
+        return judged_rows(self.base(), r, manifest, results, self.state_bytes)
 
     def close(self) -> None:
         self.cluster.close(grace=5.0)
@@ -124,6 +110,36 @@ class ClusterRun:
 
     def __exit__(self, exc_type, *exc) -> None:
         self.cluster.close(grace=5.0 if exc_type is None else 0)
+
+
+def judged_rows(base: dict, r: int, manifest: Manifest, results: dict[str, dict], state_bytes: int,
+                missing: dict[str, Verdict] | None = None) -> tuple[list[dict], Verdict]:
+    """Round r's rows from the tasks' round messages (task -> message), judged against the
+    chief's manifest: each task's verdict on its `restore_warm` and `verify` rows, one `agree`
+    row for the cluster. `missing`: tasks with no message, and their verdict (hang, error):
+    the cluster's verdict is then the worst of theirs and the others'. (--cluster-from-env too.)"""
+    rows = []
+    cluster = None
+    if results:
+        per_task, cluster = judge_round(expected_digests(manifest), results)
+        for task, msg in results.items():
+            for row in msg["rows"]:
+                row = dict(base, **row)
+                if row["phase"] in ("restore_warm", "verify"):
+                    row.update(per_task[task].as_dict())
+                rows.append(row)
+    for task, verdict in (missing or {}).items():
+        rows.append(dict(base, phase="verify", repeat=r, task=task, seconds=0.0, **verdict.as_dict()))
+        if cluster is None or verdict.outcome > cluster.outcome:
+            cluster = Verdict(verdict.outcome, f"{task}: {verdict.detail}")
+    if cluster is None:
+        raise ValueError("a round needs at least one task's result or verdict")
+    rows.append(dict(base, phase="agree", repeat=r, task=CLUSTER_COLUMN, seconds=0.0, **cluster.as_dict()))
+    if cluster.outcome == Outcome.COMPLETE:
+        for row in rows:
+            if row["phase"] in ("save", "restore_warm") and row["seconds"] > 0:
+                row["gbps"] = state_bytes / row["seconds"] / 1e9
+    return rows, cluster
 
 
 def plan(args, strategy: StrategySpec) -> GraphSpec:
@@ -146,6 +162,9 @@ def plan(args, strategy: StrategySpec) -> GraphSpec:
 
 
 def main(args, strategy: StrategySpec) -> int:
+    if getattr(args, "cluster_from_env", False):   # one task of a cluster an external launcher started
+        from .fromenv import main as from_env_main
+        return from_env_main(args, strategy)
     spec = plan(args, strategy)
     rounds = parse_positive_int(args.repeat, "--repeat")
     timeout = float(parse_positive_int(args.timeout, "--timeout"))

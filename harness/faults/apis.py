@@ -14,7 +14,8 @@ from .state import DirImage
 
 CRASH_APIS = ("tf2-manager", "tf2-checkpoint", "tf1-saver", "tf2-sharded", "keras-weights", "keras-model",
               "async-checkpoint", "savedmodel", "keras-modelcheckpoint",
-              "async-restart", "keras-backup", "keras-backup-double")
+              "async-restart", "keras-backup", "keras-backup-double",
+              "keras-modelcheckpoint-full", "keras-modelcheckpoint-best")
 
 # adapter options for the crash target (run keeps the adapters' defaults)
 _OPTIONS = {
@@ -29,7 +30,8 @@ _OPTIONS = {
 ASYNC_APIS = ("async-checkpoint", "async-restart")
 
 # the file a single-file API writes over on every save
-_SUFFIXES = {"keras-weights": ".weights.h5", "keras-model": ".keras", "keras-modelcheckpoint": ".weights.h5"}
+_SUFFIXES = {"keras-weights": ".weights.h5", "keras-model": ".keras", "keras-modelcheckpoint": ".weights.h5",
+             "keras-modelcheckpoint-full": ".keras", "keras-modelcheckpoint-best": ".weights.h5"}
 
 
 # Keras BackupAndRestore targets: a checkpoint is the backup folder they write in the directory

@@ -36,6 +36,11 @@ _CRASH_ONLY = {
                      "Keras 3 BackupAndRestore epoch-end backups / a restarted fit's on_train_begin"),
     "keras-backup-double": ("keras_backup", "KerasBackupDouble",
                             "keras-backup with double_checkpoint=True (.bkp copies of the previous backup)"),
+    "keras-modelcheckpoint-full": ("keras_callbacks", "KerasModelCheckpointFull",
+                                   "Keras ModelCheckpoint(save_weights_only=False) at epoch end / load_model"),
+    "keras-modelcheckpoint-best": ("keras_callbacks", "KerasModelCheckpointBest",
+                                   "ModelCheckpoint(save_weights_only=True, save_best_only=True), loss "
+                                   "improving every epoch / load_weights"),
 }
 
 
