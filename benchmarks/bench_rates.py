@@ -142,3 +142,29 @@ class CrashStates:
 
         return states_per_second(api=api, mode=mode)
     track_crash_states_per_second.unit = "states/s"
+
+
+class CrashStatesLarge:
+    """The same at a real size: a trace campaign (power model) over a 256 MiB tf2-manager
+    checkpoint, 16 variables. Its large files are extents on disk (harness/faults/content.py);
+    the states inside one run of writes are judged on a sample (docs/crash.md). The rate counts
+    judged states only; the time includes assembling each judged state in a scratch folder
+    (copy_file_range of the pieces that are not whole files) and the restores it needs."""
+
+    params = [["tf2-manager"], ["256MiB"]]
+    param_names = ["api", "size"]
+    rounds = 1
+    timeout = 1200
+
+    def setup(self, api, size):
+        from harness.faults import strace
+
+        if strace.available() is None:
+            raise SkipNotImplemented("trace mode needs strace (apt-get install -y strace)")
+
+    def track_crash_states_per_second(self, api, size):
+        from harness.faults.bench import states_per_second
+
+        return states_per_second(api=api, mode="trace", model="power", size=size)
+    track_crash_states_per_second.unit = "states/s"
+

@@ -20,7 +20,7 @@ import psutil
 from . import metadata, models
 from .child import ChannelClosed, Child, ChildFailed, exit_text, sigterm_as_interrupt
 from .devices import check_available, parse_device
-from .errors import ResourceError, UsageError
+from .errors import ResourceError, UsageError, finish_command
 from .fsio import ensure_writable_dir
 from .phases import incomplete_restores
 from .results import PHASE_COLUMNS, atomic_write_csv, atomic_write_json, new_run_id
@@ -231,10 +231,4 @@ def main(args) -> int:
             metadata.finish(meta, meta_path, status, failures)
     if rows:
         print_summary(rows)
-    print(f"results: {run_dir}")
-    if status == "interrupted":
-        print("ckpt-harness: interrupted; results of finished scenarios kept", file=sys.stderr)
-        return 130
-    for f in failures:
-        print(f"ckpt-harness: scenario failed: {f}", file=sys.stderr)
-    return 1 if failures else 0
+    return finish_command(run_dir, status, failures, "results of finished scenarios kept", "scenario failed: ")

@@ -198,7 +198,9 @@ def test_orphans_relocation_and_error_cleaning():
     (["crash", "--mode", "kill", "--size", "0"], "size"),
     (["crash", "--mode", "kill", "--trials", "0"], "--trials"),
     (["crash", "--mode", "kill", "--model", "power"], "--model"),
-    (["crash", "--mode", "kill", "--size", "4GiB"], "too large"),
+    (["crash", "--mode", "mutate", "--size", "512MiB"], "too large"),
+    (["crash", "--mode", "diskfull", "--size", "512MiB"], "too large"),
+    (["crash", "--mode", "kill", "--size", "64TiB"], "free under"),
     (["crash", "--mode", "bogus"], "invalid choice"),
     (["replay", "/nonexistent/case"], "not a directory"),
 ])

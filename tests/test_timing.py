@@ -153,6 +153,21 @@ def test_states_per_second_refuses_trace_without_strace(monkeypatch):
     with pytest.raises(common.SkipNotImplemented):
         bench_rates.CrashStates().setup("tf2-manager", "trace")
     bench_rates.CrashStates().setup("tf2-manager", "mutate")  # mutate needs no strace
+    with pytest.raises(common.SkipNotImplemented):
+        bench_rates.CrashStatesLarge().setup("tf2-manager", "256MiB")
+
+
+# -- asv params: literal, append-only, complete ----------------------------------------
+RECORDED_APIS = ["tf2-checkpoint", "tf2-restore-on-create", "tf2-manager", "tf1-saver", "keras-weights",
+                 "keras-model", "keras-modelcheckpoint", "savedmodel", "tf2-sharded", "async-checkpoint"]
+
+
+def test_benchmark_apis_keep_the_recorded_order_and_cover_every_adapter():
+    from harness.savers import API_NAMES
+
+    # the committed asv history (results/asv) was recorded with these, in this order
+    assert common.ALL_APIS[:len(RECORDED_APIS)] == RECORDED_APIS
+    assert set(API_NAMES) <= set(common.ALL_APIS), "append a new adapter to benchmarks/common.py ALL_APIS"
 
 
 # -- the bare script builds what the harness builds --------------------------------------

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from .. import metadata
 from ..child import ChannelClosed, exit_text, sigterm_as_interrupt
-from ..errors import UsageError
+from ..errors import UsageError, finish_command
 from ..fsio import ensure_writable_dir
 from ..judge.manifest import Manifest
 from ..judge.restore import expected_digests
@@ -408,13 +408,7 @@ def main(args, strategy: StrategySpec) -> int:
             if rows:
                 atomic_write_csv(os.path.join(run_dir, CSV_NAME), rows, COLUMNS)
             metadata.finish(meta, meta_path, status, failures)
-    print(f"results: {run_dir}")
-    if status == "interrupted":
-        print("ckpt-harness: interrupted; every task was killed", file=sys.stderr)
-        return 130
-    for f in failures:
-        print(f"ckpt-harness: {f}", file=sys.stderr)
-    return 1 if failures else 0
+    return finish_command(run_dir, status, failures, "every task was killed")
 
 
 def _keep_logs(trial_dir: str, dest: str) -> None:

@@ -26,7 +26,7 @@ import tempfile
 
 from .. import metadata
 from ..child import sigterm_as_interrupt
-from ..errors import UsageError
+from ..errors import UsageError, finish_command
 from ..fsio import ensure_writable_dir
 from ..judge.manifest import Manifest
 from ..judge.restore import expected_digests
@@ -221,10 +221,4 @@ def main(args, strategy: StrategySpec) -> int:
             metadata.finish(meta, meta_path, status, failures)
     if rows:
         print_summary([dict(r, scenario=f"{r['scenario']} [{r.get('task', '')}]") for r in rows])
-    print(f"results: {run_dir}")
-    if status == "interrupted":
-        print("ckpt-harness: interrupted; the cluster's tasks were killed", file=sys.stderr)
-        return 130
-    for f in failures:
-        print(f"ckpt-harness: scenario failed: {f}", file=sys.stderr)
-    return 1 if failures else 0
+    return finish_command(run_dir, status, failures, "the cluster's tasks were killed", "scenario failed: ")

@@ -10,7 +10,7 @@
     strace, record, crashstates  trace mode: record a save, build crash states
     planted      consistent rewrites TF cannot detect (silent corruption)
     checker      the long-lived restoring process; classify: the outcome rules
-    state        in-memory directory images, orphan bytes
+    state        directory images, orphan bytes; content: large files as extents on disk
     cases        case folders and replay; bench: states/s for asv
 
 The child processes and their channel are harness/child.py's, shared with `run`.

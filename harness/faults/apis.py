@@ -47,6 +47,15 @@ KERAS3_ONLY = _BACKUP_APIS
 MUTATE_APIS = ("tf2-manager", "tf2-checkpoint", "tf1-saver", "tf2-sharded", "async-checkpoint")
 
 
+# saves that write new files and rename them into place, never into an existing file: the
+# files of earlier saves may be kept by hard links while a save is recorded (record.stash)
+_RENAMING = ("tf2-manager", "tf2-checkpoint", "tf1-saver", "tf2-sharded", "async-checkpoint", "async-restart")
+
+
+def renames_into_place(api: str) -> bool:
+    return api in _RENAMING
+
+
 # the ways a user finds the latest checkpoint, where there is more than the adapter's own
 # (`latest()`); each state is judged through every one and the worst outcome counts
 _MANAGER_FINDERS = ("tf.train.latest_checkpoint", "CheckpointManager.latest_checkpoint")

@@ -6,6 +6,9 @@
         each state: identical ones are judged once (content digest); the rest
         are materialized in a scratch directory and judged by the checker
         failing states become case folders (cases.py)
+        a group of states that differ only in how much of one file's writes
+        landed (trace) is judged on a sample; the rest take its verdict only
+        when the sample agrees, else each is judged
     crash.csv and metadata.json are written atomically after every API, so an
     interrupted run keeps what it finished.
 
@@ -43,7 +46,9 @@ CRASH_APIS = apis.CRASH_APIS
 DEFAULT_APIS = ("tf2-manager",)
 CRASH_COLUMNS = ["run_id", "api", "mode", "model", "state_id", "fault", "outcome", "detail",
                  "orphan_bytes", "case_dir", "similar_case", "fault_kind", "note", "duplicate_of", "state_bytes",
-                 "n_ops", "check_seconds"]
+                 "n_ops", "check_seconds", "judged_as"]
+GROUP_EDGE = 4      # states judged at each end of a group (a write's cut points and its end)
+GROUP_SAMPLES = 1   # more, spread between the ends
 
 
 @dataclass
@@ -74,6 +79,7 @@ class ApiResult:
     states: int = 0
     unique: int = 0
     counts: Counter = field(default_factory=Counter)
+    by_group: int = 0    # states given their group's sampled verdict, not judged themselves
     max_orphan: int = 0
     check_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -159,9 +165,18 @@ class Campaign:
         self.checker.warm(target)
         t0 = time.monotonic()
         self.say(f"{api}: {cfg.mode}" + (f" ({cfg.model} model)" if cfg.mode == "trace" else "") + " ...")
+        pending: list = []   # the group being collected
         for i, state in enumerate(self._states(target, api_work, manifests, res)):
             state.state_id = f"{api}/{cfg.mode}" + (f"-{cfg.model}" if cfg.mode == "trace" else "") + f"/{i:04d}"
-            self._judge(target, state, manifests, res)
+            if pending and state.group != pending[0].group:
+                self._judge_group(target, pending, manifests, res)
+                pending = []
+            if state.group:
+                pending.append(state)
+            else:
+                self._judge(target, state, manifests, res)
+        if pending:
+            self._judge_group(target, pending, manifests, res)
         res.wall_seconds = time.monotonic() - t0
         c = res.counts
         self.say(f"{api}: {res.states} states ({res.unique} distinct) in {res.wall_seconds:.1f}s; "
@@ -190,9 +205,14 @@ class Campaign:
                 background = max(0.0, (ref.done_seconds or seconds) - seconds) if ref else seconds
             points, notes = kill.plan_with_notes(cfg.trials, cfg.seed, seconds, total, ref, background)
             res.notes += notes
+            # planned: the reference (or timing) save's files are not needed any more (disk)
+            for done in ("reference", "timing"):
+                shutil.rmtree(os.path.join(work, done), ignore_errors=True)
             for n, point in enumerate(points):
-                yield kill.run_trial(self.zygote, target, point, os.path.join(work, f"trial-{n:03d}"),
-                                     manifests, use_strace)
+                trial_dir = os.path.join(work, f"trial-{n:03d}")
+                state = kill.run_trial(self.zygote, target, point, trial_dir, manifests, use_strace)
+                state.scratch = trial_dir   # its large files are read from there until it is judged
+                yield state
         elif cfg.mode == "mutate":
             d = os.path.join(work, "pristine")
             trial = self.zygote.fork(target)
@@ -202,7 +222,7 @@ class Campaign:
                 reply = trial.result()
                 if not reply or not reply.get("ok"):
                     raise RuntimeError(f"save {target.k} failed: {(reply or {}).get('error')}")
-                pristine = DirImage.load(d)
+                pristine = DirImage.load(d, in_memory=True)
                 planted = mutate.planted_states(trial, d, work, target.k)
             finally:
                 trial.finish()
@@ -234,7 +254,58 @@ class Campaign:
         shutil.copy(rec.log_path, os.path.join(traces, f"{api}.strace"))
 
     # -- one state -------------------------------------------------------------------
+    def _judge_group(self, target, states: list, manifests, res: ApiResult) -> None:
+        """Judge a sample of a group; the others take its verdict when the sample agrees."""
+        start = len(self.rows)
+        try:
+            self._judge_sample(target, states, manifests, res)
+        finally:   # crash.csv in the order of the states
+            self.rows[start:] = sorted(self.rows[start:], key=lambda r: r["state_id"])
+
+    def _judge_sample(self, target, states: list, manifests, res: ApiResult) -> None:
+        n = len(states)
+        if n <= 2 * GROUP_EDGE + GROUP_SAMPLES:
+            for state in states:
+                self._judge(target, state, manifests, res)
+            return
+        picks = set(range(GROUP_EDGE)) | set(range(n - GROUP_EDGE, n))
+        picks |= {GROUP_EDGE + (j + 1) * (n - 2 * GROUP_EDGE) // (GROUP_SAMPLES + 1) for j in range(GROUP_SAMPLES)}
+        rows = {}
+        for i in sorted(picks):
+            self._judge(target, states[i], manifests, res)
+            rows[i] = self.rows[-1]
+        outcomes = {r["outcome"] for r in rows.values()}
+        if len(outcomes) > 1:   # the length of the file matters here: judge every state
+            for i, state in enumerate(states):
+                if i not in picks:
+                    self._judge(target, state, manifests, res)
+            return
+        first = rows[min(picks)]
+        for i, state in enumerate(states):
+            if i in picks:
+                continue
+            res.states += 1
+            res.by_group += 1
+            res.counts[first["outcome"]] += 1
+            orphan = state.image.orphan_bytes()
+            res.max_orphan = max(res.max_orphan, orphan)
+            self.rows.append({
+                "run_id": self.run_id, "api": target.api, "mode": self.cfg.mode, "model": self.cfg.model_label,
+                "state_id": state.state_id, "fault": state.fault, "outcome": first["outcome"],
+                "detail": first["detail"], "orphan_bytes": orphan, "case_dir": "", "similar_case": "",
+                "fault_kind": state.fault_kind, "note": f"{state.group}: {len(picks)} of {n} states judged, "
+                f"all {first['outcome']}", "duplicate_of": "", "state_bytes": state.image.total_bytes(),
+                "n_ops": len(state.ops), "check_seconds": 0.0, "judged_as": first["state_id"],
+            })
+
     def _judge(self, target, state, manifests, res: ApiResult) -> None:
+        try:
+            self._judge_one(target, state, manifests, res)
+        finally:
+            if state.scratch:
+                shutil.rmtree(state.scratch, ignore_errors=True)
+
+    def _judge_one(self, target, state, manifests, res: ApiResult) -> None:
         t0 = time.monotonic()
         state.image = state.image.relocated(self.work)  # every state was made under the work dir
         digest = state.image.digest()
@@ -268,7 +339,7 @@ class Campaign:
             "detail": verdict.detail, "orphan_bytes": orphan, "case_dir": case_dir, "similar_case": similar,
             "fault_kind": state.fault_kind, "note": state.note, "duplicate_of": duplicate_of,
             "state_bytes": state.image.total_bytes(), "n_ops": len(state.ops),
-            "check_seconds": round(seconds, 6),
+            "check_seconds": round(seconds, 6), "judged_as": "",
         })
 
     # -- results ---------------------------------------------------------------------
@@ -289,13 +360,15 @@ class Campaign:
             crashed_save=cfg.k, max_to_keep=cfg.max_to_keep, restore_timeout_seconds=cfg.timeout,
             tensorflow_runtime_version=self.tf_version, strace=strace.available() or "",
             states_total=len(self.rows), states_checked=sum(r.unique for r in self.results),
+            states_by_group_sample=sum(r.by_group for r in self.results),
             states_per_second=round(self.states_per_second, 2),
             case_folders=getattr(self, "keeper", None) and self.keeper.kept,
             case_cap_per_api_outcome_fault_kind=cfg.case_cap,
             failure_states_over_cap=getattr(self, "keeper", None) and self.keeper.capped,
             failure_states_like_a_kept_case=getattr(self, "keeper", None) and self.keeper.similar,
             interrupted=self.interrupted,
-            per_api={r.api: {"states": r.states, "distinct": r.unique, "outcomes": dict(r.counts),
+            per_api={r.api: {"states": r.states, "distinct": r.unique, "judged_by_group_sample": r.by_group,
+                             "outcomes": dict(r.counts),
                              "max_orphan_bytes": r.max_orphan, "wall_seconds": round(r.wall_seconds, 3),
                              "check_seconds": round(r.check_seconds, 3),
                              "states_per_second": round(r.states_per_second, 2), "notes": r.notes}
@@ -322,7 +395,10 @@ class Campaign:
                           for row in table]
         unique = sum(r.unique for r in self.results)
         secs = sum(r.check_seconds for r in self.results)
-        lines.append(f"checked {unique} distinct states in {secs:.1f}s: {self.states_per_second:.1f} states/s")
+        by_group = sum(r.by_group for r in self.results)
+        lines.append(f"checked {unique} distinct states in {secs:.1f}s: {self.states_per_second:.1f} states/s"
+                     + (f"; {by_group} more took the verdict of their group's sample (column judged_as)"
+                        if by_group else ""))
         for r in self.results:
             lines += [f"note ({r.api}): {n}" for n in r.notes]
         kept = self.keeper.kept if hasattr(self, "keeper") else 0

@@ -75,7 +75,7 @@ class CaseKeeper:
         self.kept += 1
         rel = os.path.join("cases", target.api, f"{mode}-{self.kept:04d}")
         path = os.path.join(self.run_dir, rel)
-        state.image.materialize(os.path.join(path, "state"))
+        state.image.materialize(os.path.join(path, "state"), link=True)   # large files: links, not copies
         os.makedirs(os.path.join(path, "manifests"), exist_ok=True)
         for g in range(1, target.k + 1):
             shutil.copy2(os.path.join(manifest_dir, manifest_name(g)), os.path.join(path, "manifests"))

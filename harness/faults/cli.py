@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 from ..errors import UsageError
 from ..fsio import ensure_writable_dir
 from ..specs import GraphSpec
 from ..units import format_bytes, parse_positive_int, parse_size
 
-MAX_CRASH_STATE_BYTES = 256 * 1024**2   # states are held in memory
-MAX_TRACE_STATE_BYTES = 64 * 1024**2    # trace: one state per write of ~1 MiB, each a new file version
+MAX_IN_MEMORY_BYTES = 256 * 1024**2   # mutate and diskfull hold their states in memory
+IN_MEMORY_MODES = ("mutate", "diskfull")
+DISK_FACTOR = 4   # disk a kill or trace run needs, in checkpoints: saves kept, the recorded one, a state
 
 
 def config_from_args(args):
@@ -40,10 +42,9 @@ def config_from_args(args):
                 raise UsageError(f"--mode mutate damages TF checkpoint bundles; {api} is not one (use kill, "
                                  f"diskfull or trace, or mutate with {', '.join(MUTATE_APIS)})")
     size = parse_size(args.size)
-    cap = MAX_TRACE_STATE_BYTES if args.mode == "trace" else MAX_CRASH_STATE_BYTES
-    if size > cap:
-        raise UsageError(f"--size {args.size} is too large for --mode {args.mode} (crash states are held in "
-                         f"memory); use at most {format_bytes(cap)}")
+    if args.mode in IN_MEMORY_MODES and size > MAX_IN_MEMORY_BYTES:
+        raise UsageError(f"--size {args.size} is too large for --mode {args.mode} (its states are held in "
+                         f"memory); use at most {format_bytes(MAX_IN_MEMORY_BYTES)}, or --mode kill or trace")
     n_vars = parse_positive_int(args.vars, "--vars")
     trials = parse_positive_int(args.trials if args.trials is not None else "8", "--trials")
     if args.mode == "trace":
@@ -52,6 +53,11 @@ def config_from_args(args):
         raise UsageError("--model applies to --mode trace only")
     spec = GraphSpec(n_vars=n_vars, state_bytes=size, seed=args.seed)
     out = ensure_writable_dir(args.out or os.path.join("results", "crash"), "results directory")
+    if args.mode not in IN_MEMORY_MODES:
+        free = shutil.disk_usage(out).free
+        if free < DISK_FACTOR * size:
+            raise UsageError(f"--size {args.size} needs about {format_bytes(DISK_FACTOR * size)} free under "
+                             f"{out} (saves kept, the recorded save, one crash state); {format_bytes(free)} free")
     user_target = ""
     if target:   # last: it imports TensorFlow and the user's module to check the protocol
         from ..savers.user import check_spec

@@ -17,14 +17,21 @@ power    the machine loses power: namespace operations (create, rename,
          dirty data back within seconds, long before the next save in practice.
 The process states are part of the power model too.
 
-Written data comes from strace when it kept the whole buffer, else from the
-file as it stood after the save (TF writes files sequentially, once); what
+Written data comes from the file as it stood after the save (TF writes files
+sequentially, once), as a reference to it on disk (content.py), unless strace
+kept the whole buffer and it differs there (a header rewritten later); what
 neither covers is zero-filled and counted in `uncaptured`.
+
+States inside one run of writes to one file differ only in how much of that
+file landed: they carry the same `group`, and the campaign judges a sample of
+each group (the first and last writes' states and one between) and, only
+when those agree, gives the rest their verdict.
 """
 
 from __future__ import annotations
 
-from .state import CrashState, DirImage
+from .content import zeros
+from .state import CrashState, DirImage, normalize_name
 from .strace import Op
 
 PAGE = 4096
@@ -92,10 +99,10 @@ class FsModel:
                 return
             off = op.offset if op.offset is not None else self.pos.get(op.fd, len(self.content[ino]))
             size = op.size if limit is None else min(limit, op.size)
-            data = source(op, ino, off)[:size] if source else bytes(size)
+            data = source(op, ino, off)[:size] if source else zeros(size)
             old = self.content[ino]
             if len(old) < off:
-                old = old + bytes(off - len(old))
+                old = old + zeros(off - len(old))
             self.content[ino] = old[:off] + data + old[off + size:]
             if op.offset is None and op.fd is not None:
                 self.pos[op.fd] = off + size
@@ -107,7 +114,7 @@ class FsModel:
             ino = self._inode(op)
             if ino is not None:
                 old = self.content[ino]
-                self.content[ino] = old[:op.size] + bytes(max(0, op.size - len(old)))
+                self.content[ino] = old[:op.size] + zeros(max(0, op.size - len(old)))
                 self.dirty.add(ino)
         elif c == "rename":
             self._rename(op.path, op.dest)
@@ -162,32 +169,41 @@ class Replay:
             m.apply(op)
         return {i: n for n, i in m.names.items()}
 
-    def source(self, op: Op, ino: int, off: int) -> bytes:
-        if op.data is not None and len(op.data) == op.size:
-            return op.data
+    def source(self, op: Op, ino: int, off: int):
+        captured = op.data is not None and len(op.data) == op.size
         name = self._final_name.get(ino)
         data = self.final.files.get(name, b"")[off:off + op.size] if name else b""
-        if len(data) != op.size:
-            self.uncaptured += 1
-            return bytes(op.size)
-        return data
+        if len(data) == op.size and (not captured or data == op.data):
+            return data   # a reference into the saved file when large
+        if captured:
+            return op.data
+        self.uncaptured += 1
+        return zeros(op.size)
 
     def process_states(self, partial: bool = True):
         """(fault, kind, image, ops applied) for the directory before the save, after each
         prefix of operations that changes it, and inside large writes."""
         m = FsModel(self.base)
         yield CrashState("before the save's first operation", "prefix", m.image(), [])
+        group, run_ino = "", None
         for i, op in enumerate(self.ops):
+            if op.call == "write":
+                ino = m._inode(op)
+                if ino != run_ino or not group:
+                    group, run_ino = f"writes to {normalize_name(op.path)} from op {i}", ino
+            elif op.call not in ("close", "lseek", "fsync", "sync"):
+                group, run_ino = "", None   # the names changed: a run of writes ends
             if partial and op.call == "write" and op.size and op.size > PAGE:
                 for cut in partial_points(op.size):
                     trial = m.clone()
                     trial.apply(op, self.source, limit=cut)
                     yield CrashState(f"inside op {i}: {op.describe()}, {cut} of {op.size} bytes written",
-                                   "partial-write", trial.image(), self.ops[:i + 1])
+                                     "partial-write", trial.image(), self.ops[:i + 1], group=group)
             m.apply(op, self.source)
             if op.call in ("close", "lseek", "fsync", "sync"):
                 continue  # the directory did not change: same state as before
-            yield CrashState(f"after op {i}: {op.describe()}", "prefix", m.image(), self.ops[:i + 1])
+            yield CrashState(f"after op {i}: {op.describe()}", "prefix", m.image(), self.ops[:i + 1],
+                             group=group if op.call == "write" else "")
 
     def power_states(self):
         """Process states, plus un-synced data lost at every namespace step."""
@@ -202,13 +218,13 @@ class Replay:
             where = f"after op {i}: {op.describe()}"
             for name, ino in dirty:
                 size = len(m.content[ino])
-                variants = [("lost", b""), ("zeroed", bytes(size))]
+                variants = [("lost", b""), ("zeroed", zeros(size))]
                 half = (size // 2) // PAGE * PAGE
                 if 0 < half < size:
                     variants.append((f"cut to {half}B", m.content[ino][:half]))
                 for label, data in variants:
                     kind = "lost-data" if label == "lost" else ("zeroed-data" if label == "zeroed" else "cut-data")
-                    yield CrashState(f"power loss {where}; {name} {label} (never fsynced)", kind,
+                    yield CrashState(f"power loss {where}; {normalize_name(name)} {label} (never fsynced)", kind,
                                    m.image({ino: data}), self.ops[:i + 1])
             if len(dirty) > 1:
                 yield CrashState(f"power loss {where}; all {len(dirty)} un-synced files lost", "lost-data",

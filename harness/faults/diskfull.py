@@ -150,7 +150,7 @@ def run_trial(zygote, target, fraction: float, workdir: str, manifests: str, use
                 trial.start_save(d)
                 reply = trial.result()
                 exit_code = trial.finish()  # before the unmount: nothing of ours may hold the mount
-                image = DirImage.load(d)
+                image = DirImage.load(d, in_memory=True)   # the mount goes away
                 limit = f"tmpfs with {room} bytes free for a save of {need} bytes ({fraction:.0%})"
         else:
             d = os.path.join(workdir, "state")
@@ -159,7 +159,7 @@ def run_trial(zygote, target, fraction: float, workdir: str, manifests: str, use
             room = max(1, int(fraction * need))
             trial.start_save(d, fsize_limit=room)
             reply = trial.result()
-            image = DirImage.load(d)
+            image = DirImage.load(d, in_memory=True)
             limit = f"RLIMIT_FSIZE {room} bytes, largest file of a save {need} bytes ({fraction:.0%})"
     finally:
         exit_code = trial.finish()

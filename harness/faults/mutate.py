@@ -114,7 +114,7 @@ def planted_states(trial, pristine_dir: str, workdir: str, k: int) -> list[Crash
     import shutil
 
     out = []
-    pristine = DirImage.load(pristine_dir)
+    pristine = DirImage.load(pristine_dir, in_memory=True)   # mutate rewrites bytes
     prefix = latest_prefix(pristine, k)
     for kind in PLANTED_KINDS:
         d = os.path.join(workdir, f"planted-{kind}")
@@ -126,7 +126,7 @@ def planted_states(trial, pristine_dir: str, workdir: str, k: int) -> list[Crash
         key = reply["changed"]
         what = f"one element of {key} changed by +1" if kind == "change-value" else f"{key} dropped"
         out.append(CrashState(f"{prefix} rewritten by TF's writer with consistent checksums: {what}",
-                              f"planted-{kind}", DirImage.load(d),
+                              f"planted-{kind}", DirImage.load(d, in_memory=True),   # d goes next
                               [{"op": "planted", "kind": kind, "path": prefix, "key": key}]))
         shutil.rmtree(d, ignore_errors=True)
     return out

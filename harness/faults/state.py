@@ -1,10 +1,10 @@
-"""A crash state: the exact contents of a checkpoint directory, held in memory.
+"""A crash state: the exact contents of a checkpoint directory.
 
 Every mode produces `CrashState`s (a `DirImage` plus what was done to get it);
 the campaign materializes each in a fresh directory for the checker and keeps
-failing ones as case folders. Checkpoints here are small (the harness makes
-them itself), so whole files in memory are fine and make states cheap to
-derive from each other.
+failing ones as case folders. Small files are held as bytes; large ones as
+`content.Content`, extents of files on disk, so states of a multi-GiB
+checkpoint cost a few tuples each (content.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import re
 import shutil
 from collections import OrderedDict
 from dataclasses import dataclass, field
+
+from .content import SMALL_FILE, Content, write_content
 
 _TEMPSTATE = re.compile(r"\.tempstate\d*")
 _CKPT_TMP = re.compile(r"^checkpoint\.tmp[0-9a-f]*$")
@@ -41,13 +43,16 @@ def normalize_name(path: str) -> str:
 
 class _DigestCache:
     """Content digests by object identity: states derived from one another share their
-    unchanged files as the same bytes objects, so most files are hashed once per run."""
+    unchanged files as the same bytes objects, so most files are hashed once per run.
+    A `Content` is digested by its extents (Content.identity)."""
 
     def __init__(self, size: int = 256):
         self.size = size
         self.items: OrderedDict[int, tuple[bytes, str]] = OrderedDict()
 
-    def __call__(self, data: bytes) -> str:
+    def __call__(self, data) -> str:
+        if isinstance(data, Content):
+            return "c" + data.identity()
         hit = self.items.get(id(data))
         if hit is not None and hit[0] is data:
             self.items.move_to_end(id(data))
@@ -64,34 +69,43 @@ file_digest = _DigestCache()
 
 @dataclass
 class DirImage:
-    files: dict[str, bytes] = field(default_factory=dict)   # relative path -> content
+    files: dict = field(default_factory=dict)   # relative path -> bytes or Content
     dirs: set[str] = field(default_factory=set)             # relative paths of sub-directories
 
     @classmethod
-    def load(cls, root: str) -> "DirImage":
+    def load(cls, root: str, in_memory: bool = False) -> "DirImage":
+        """The directory as it is. Files over SMALL_FILE become references to the files
+        themselves (which must then stay as they are while the image is used), unless
+        `in_memory` (for modes that rewrite bytes and for mounts that go away)."""
         img = cls()
         for dirpath, dirnames, filenames in os.walk(root):
             rel_dir = os.path.relpath(dirpath, root)
             for d in dirnames:
                 img.dirs.add(os.path.normpath(os.path.join(rel_dir, d)))
             for f in filenames:
-                with open(os.path.join(dirpath, f), "rb") as fh:
-                    img.files[os.path.normpath(os.path.join(rel_dir, f))] = fh.read()
+                path = os.path.join(dirpath, f)
+                size = os.path.getsize(path)
+                if size > SMALL_FILE and not in_memory:
+                    data = Content.of_file(path, size)
+                else:
+                    with open(path, "rb") as fh:
+                        data = fh.read()
+                img.files[os.path.normpath(os.path.join(rel_dir, f))] = data
         return img
 
     def copy(self) -> "DirImage":
         return DirImage(dict(self.files), set(self.dirs))
 
-    def materialize(self, root: str) -> None:
-        """Write this image into `root` (created; must not hold anything else)."""
+    def materialize(self, root: str, link: bool = False) -> None:
+        """Write this image into `root` (created; must not hold anything else). `link`: large
+        files that are whole files on disk are hard-linked, for folders nobody writes into."""
         os.makedirs(root, exist_ok=True)
         for d in sorted(self.dirs, key=len):
             os.makedirs(os.path.join(root, d), exist_ok=True)
         for rel, data in self.files.items():
             path = os.path.join(root, rel)
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
+            write_content(data, path, link=link)
 
     def digest(self) -> str:
         """Identity of the whole state: equal digests, equal directories."""
@@ -151,23 +165,31 @@ class BlobStore:
     A state differs from its neighbours in one file or two; writing every file of
     every state would cost the whole checkpoint per state. The checker only reads,
     so linking is safe; the most recently used blobs are kept, the rest removed.
+    A large file (Content) that is a whole file on disk is linked to it, one of
+    zeros is a hole written in place; any other is assembled once as a blob, and
+    only the last `keep_large` of those are kept (disk: a power-loss campaign cuts
+    the same file in the same way after every namespace step, so one covers a run
+    of states).
     """
 
-    def __init__(self, root: str, keep: int = 32):
-        self.root, self.keep = root, keep
+    def __init__(self, root: str, keep: int = 32, keep_large: int = 1):
+        self.root, self.keep, self.keep_large = root, keep, keep_large
         self.used: OrderedDict[str, None] = OrderedDict()
+        self.large: OrderedDict[str, None] = OrderedDict()
         os.makedirs(root, exist_ok=True)
 
-    def _blob(self, data: bytes) -> str:
+    def _blob(self, data) -> str:
         digest = file_digest(data)
         path = os.path.join(self.root, digest)
         if not os.path.exists(path):
+            if isinstance(data, Content):   # room first: never two large blobs more than kept
+                self._evict(self.large, self.keep_large - 1)
             tmp = path + ".tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
+            write_content(data, tmp)
             os.replace(tmp, path)
-        self.used[digest] = None
-        self.used.move_to_end(digest)
+        lru = self.large if isinstance(data, Content) else self.used
+        lru[digest] = None
+        lru.move_to_end(digest)
         return path
 
     def materialize(self, image: DirImage, root: str) -> None:
@@ -177,15 +199,22 @@ class BlobStore:
         for rel, data in image.files.items():
             path = os.path.join(root, rel)
             os.makedirs(os.path.dirname(path), exist_ok=True)
+            if isinstance(data, Content) and (data.whole_source() or data.all_zeros()):
+                write_content(data, path, link=True)
+                continue
             blob = self._blob(data)
             try:
                 os.link(blob, path)
             except OSError:  # a file system without hard links: copy
                 shutil.copyfile(blob, path)
-        while len(self.used) > self.keep:
-            old, _ = self.used.popitem(last=False)
+        self._evict(self.used, self.keep)
+        self._evict(self.large, self.keep_large)
+
+    def _evict(self, lru: OrderedDict, keep: int) -> None:
+        while len(lru) > max(0, keep):
+            old, _ = lru.popitem(last=False)
             try:
-                os.unlink(os.path.join(self.root, old))
+                os.unlink(os.path.join(self.root, old))   # a state linked to it keeps its own link
             except FileNotFoundError:
                 pass
 
@@ -199,6 +228,8 @@ class CrashState:
     note: str = ""           # e.g. how the saving process ended, the error the save raised
     meta: dict = field(default_factory=dict)   # mode-specific facts for case.json
     state_id: str = ""       # unique within a run; given by the campaign
+    group: str = ""          # states that differ only in how much of one file's writes landed
+    scratch: str = ""        # a folder that holds this state's files; removed once it is judged
 
     def ops_dicts(self) -> list[dict]:
         return [op.to_dict() if hasattr(op, "to_dict") else dict(op) for op in self.ops]

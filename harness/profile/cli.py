@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import sys
 import tempfile
 
 from .. import metadata
 from ..child import sigterm_as_interrupt
 from ..devices import check_available, parse_device
-from ..errors import ResourceError, UsageError
+from ..errors import ResourceError, UsageError, finish_command
 from ..fsio import ensure_writable_dir
 from ..results import atomic_write_csv, atomic_write_json, new_run_id
 from ..runner import Progress, check_resources, run_all
@@ -159,10 +158,5 @@ def main(args) -> int:
                 atomic_write_csv(os.path.join(run_dir, SYSCALLS_FILE), calls, SYSCALL_COLUMNS)
             metadata.finish(meta, meta_path, status, failures)
     print_table(fits, calls, at_vars)
-    print(f"results: {run_dir}")
-    if status == "interrupted":
-        print("ckpt-harness: interrupted; the points measured so far are kept and fitted", file=sys.stderr)
-        return 130
-    for f in failures:
-        print(f"ckpt-harness: profile failed: {f}", file=sys.stderr)
-    return 1 if failures else 0
+    return finish_command(run_dir, status, failures, "the points measured so far are kept and fitted",
+                          "profile failed: ")
