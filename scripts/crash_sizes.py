@@ -108,8 +108,9 @@ def run_case(case: str, python: str, keep: str | None) -> dict:
     try:
         if proc.returncode != 0:
             raise SystemExit(f"{case}: crash exited {proc.returncode}: {stderr.strip()[-400:]}")
-        run_dir = [os.path.join(out, d) for d in os.listdir(out) if d.endswith(tuple("0123456789abcdef"))]
-        with open(os.path.join(run_dir[0], "metadata.json")) as f:
+        run_dir = next(os.path.join(out, d) for d in os.listdir(out)
+                       if os.path.isfile(os.path.join(out, d, "metadata.json")))
+        with open(os.path.join(run_dir, "metadata.json")) as f:
             meta = json.load(f)
         ckpt = parse_size(size)
         per = meta["per_api"][api]
@@ -124,7 +125,7 @@ def run_case(case: str, python: str, keep: str | None) -> dict:
                 "campaign_rss_over_checkpoint": round(watch.campaign_rss / ckpt, 3),
                 "disk_over_checkpoint": round(watch.disk / ckpt, 2),
                 "tensorflow": meta.get("tensorflow_runtime_version", ""),
-                "commit": meta.get("git_commit") or meta.get("git", {}).get("commit", "")}
+                "commit": meta.get("git_commit", "")}
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
