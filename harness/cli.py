@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--strategy", default="none", metavar="S", help="multi-worker:N for a task fault [none]")
     g.add_argument("--task", default=None, metavar="T", help="the task to fault: chief or worker:N")
     g.add_argument("--point", default=None, metavar="P",
-                   help="where in the round: before_save (default), after_save or before_restore")
+                   help="where in the round: before_save (default), before_merge, during_merge, "
+                        "before_checkpoint_update (inside the save, with strace), after_save or before_restore")
     ff = g.add_mutually_exclusive_group()
     ff.add_argument("--fail-fast", dest="settings", action="store_const", const="fail-fast",
                     help="collective and barrier timeouts set by the harness (default)")

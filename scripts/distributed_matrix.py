@@ -8,6 +8,9 @@ Cells, one trial each (harness/distributed/faults.py, the same trial as
 `ckpt-harness crash --strategy multi-worker:3 --mode ... --task ... --point ...`):
     {task-kill, task-freeze} x {worker:1, chief} x {before_save, after_save}
     task-absent of worker:1 (held at start: it never joins)
+    task-kill x {worker:1, chief} x {before_merge, during_merge, before_checkpoint_update}
+    task-freeze of the chief at before_checkpoint_update
+    (the last three points are inside the save: strace signals the task at one call)
 with the harness's fail-fast settings (collective and barrier timeout, default 60 s), or
 TensorFlow's defaults with --tf-defaults.
 
@@ -48,7 +51,10 @@ from harness.units import parse_positive_int, parse_size  # noqa: E402
 
 STRATEGY = "multi-worker:3"
 CELLS = [(mode, task, point) for mode in ("task-kill", "task-freeze") for task in ("worker:1", "chief")
-         for point in ("before_save", "after_save")] + [("task-absent", "worker:1", "start")]
+         for point in ("before_save", "after_save")] + [("task-absent", "worker:1", "start")] + \
+        [("task-kill", task, point) for task in ("worker:1", "chief")
+         for point in ("before_merge", "during_merge", "before_checkpoint_update")] + \
+        [("task-freeze", "chief", "before_checkpoint_update")]
 
 
 def say(text: str) -> None:

@@ -7,6 +7,9 @@ worker processes on 127.0.0.1, real TensorFlow, real SIGKILL, the crash checker 
 - task-absent (worker:1 says hello and never joins): TF's strategy constructor waits for it
   without end, and the harness turns that into `hang` at its own deadline, kills every task
   (checked by pid), and a restart still completes;
+- task-kill inside the save, by strace: the chief before its `checkpoint` update (rollback, with
+  the whole unnamed ckpt-2 named as recoverable by hand), worker:1 during its merge (its
+  workertemp_1/ left as orphans); a save that never makes the point's call stops the trial;
 - bad command lines are refused in one line with exit 2 (no TensorFlow, no cluster).
 """
 
@@ -19,6 +22,7 @@ import psutil
 import pytest
 
 from harness.cli import main as cli_main
+from harness.distributed import faults
 from harness.distributed.faults import COLUMNS, FaultPlan, run_trial, write_manifests
 from harness.distributed.strategy import parse_strategy
 from harness.faults.checker import Checker
@@ -107,6 +111,65 @@ def test_absent_task_is_a_hang_within_the_deadline(tmp_path):
     assert "started fresh" in res.restart.detail
     assert len(res.pids) == 6 and _alive_tasks(res.pids) == []
     assert time.monotonic() - t0 < 180
+
+
+@pytest.mark.timeout(300)
+def test_chief_killed_before_its_checkpoint_update(tmp_path):
+    # strace kills the chief at its first rmdir of ckpt-2_temp/: the merge is done (ckpt-2.index
+    # and its data are whole) and `checkpoint` still names ckpt-1
+    plan = FaultPlan(STRATEGY, TINY, "task-kill", STRATEGY.chief(), "before_checkpoint_update",
+                     collective_timeout=COLLECTIVE_TIMEOUT, notice_timeout=COLLECTIVE_TIMEOUT + 30)
+    res, rows = _trial(tmp_path, plan)
+    why = res.summary(0)
+    assert res.fault_detail.startswith("SIGKILL by strace at the entry of "), res.fault_detail
+    assert res.fault_detail.endswith("(ckpt-2_temp)"), res.fault_detail
+    assert {r["fault_detail"] for r in rows} == {res.fault_detail}
+    # the chief leads the coordination service: the others hear of its death at once
+    for label, r in res.reactions.items():
+        assert r.outcome is Outcome.ERROR and r.seconds is not None and r.seconds < 10, f"{label}: {r}"
+    # a user restores save 1; the judge also names the whole, unnamed ckpt-2 and how to get it back
+    assert res.disk is not None and res.disk.outcome is Outcome.ROLLBACK and res.latest == "ckpt-1", why
+    assert "ckpt-2 on disk holds save 2 whole" in res.disk.detail, res.disk.detail
+    assert "recoverable by hand" in res.disk.detail, res.disk.detail
+    assert res.orphan_bytes == 0, why   # the temp files were gone before the rmdir
+    assert res.restart is not None and res.restart.outcome is Outcome.COMPLETE, why
+    assert "resume ckpt-1 vs save 1" in res.restart.detail, res.restart.detail
+    assert _alive_tasks(res.pids) == [] and len(res.pids) == 6
+
+
+@pytest.mark.timeout(300)
+def test_worker_killed_during_its_merge_leaves_its_workertemp(tmp_path):
+    # worker:1 saves into workertemp_1/ (TF's pattern); killed as its merge opens ckpt-2.index:
+    # its data file is in place, no index, the temp index still in ckpt-2_temp/
+    plan = FaultPlan(STRATEGY, TINY, "task-kill", "worker:1", "during_merge",
+                     collective_timeout=COLLECTIVE_TIMEOUT, notice_timeout=COLLECTIVE_TIMEOUT + 30)
+    res, _rows = _trial(tmp_path, plan)
+    why = res.summary(0)
+    assert res.fault_detail.endswith("(workertemp_1/ckpt-2.index)"), res.fault_detail
+    assert res.orphans == ["workertemp_1/"] and res.orphan_bytes > TINY.state_bytes // 2, why   # its data file
+    # the chief's own save is untouched by the worker's death
+    assert res.disk is not None and res.disk.outcome in (Outcome.NEW, Outcome.ROLLBACK), why
+    for label, r in res.reactions.items():
+        assert r.outcome is Outcome.ERROR, f"{label}: {r}"
+    assert res.restart is not None and res.restart.outcome is Outcome.COMPLETE, why
+    assert _alive_tasks(res.pids) == []
+
+
+@pytest.mark.timeout(300)
+def test_a_save_that_never_makes_the_points_call_is_not_recorded_as_a_fault(tmp_path, monkeypatch):
+    # a TF that saves another way (here: a path no save opens) must not yield a trial that looks
+    # like a fault: the task finishes its round, and the trial stops with one clear reason
+    monkeypatch.setitem(faults.IN_SAVE_POINTS, "before_merge", ("open,openat", "ckpt-{g}_temp/no-such-file"))
+    plan = FaultPlan(STRATEGY, TINY, "task-kill", "worker:1", "before_merge",
+                     collective_timeout=COLLECTIVE_TIMEOUT, notice_timeout=COLLECTIVE_TIMEOUT + 30)
+    write_manifests(plan.spec, str(tmp_path / "manifests"))
+    with Checker(str(tmp_path / "checker.log"), timeout=120.0) as checker:
+        with pytest.raises(RuntimeError, match="never made the call of before_merge"):
+            run_trial(plan, str(tmp_path / "trial"), checker, str(tmp_path / "manifests"))
+    left = [p.pid for p in psutil.process_iter(["cmdline"])
+            if "harness.distributed.task" in " ".join(p.info["cmdline"] or []) and str(tmp_path) in " ".join(
+                p.info["cmdline"] or []) and p.status() != psutil.STATUS_ZOMBIE]
+    assert left == []
 
 
 @pytest.mark.parametrize("argv, words", [

@@ -5,7 +5,10 @@ One trial:
   task-kill / task-freeze  start the cluster (launcher.py), run round 1 (save 1, judged and
                            agreed: else the trial stops), then round 2 in which the chosen task
                            stops at `--point` (task.py's per-round pause) and is then SIGKILLed
-                           (task-kill) or SIGSTOPped (task-freeze), its whole process group.
+                           (task-kill) or SIGSTOPped (task-freeze), its whole process group;
+                           at a point inside the save (IN_SAVE_POINTS) the task is held before
+                           its save, strace is attached to it, and strace signals it at the
+                           first call of the point on its path.
   task-absent              the chosen task says hello and stops at `start`: it never joins
                            (TF's strategy constructor waits for it without end).
 Then the harness watches every OTHER task until it reacts or the harness's own deadline
@@ -31,6 +34,7 @@ task's deadline). Either way the harness's deadline bounds each wait.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sys
@@ -56,7 +60,19 @@ from .verdict import judge_round
 
 MODES = ("task-kill", "task-freeze", "task-absent")
 SIGNALS = {"task-kill": signal.SIGKILL, "task-freeze": signal.SIGSTOP}
-FAULT_POINTS = ("before_save", "after_save", "before_restore")   # where kill/freeze may hit (round 2)
+# Points inside the faulted task's save 2, found by strace (-P: calls on that path only) in the
+# order TF 2.21 saves: data and index written into `ckpt-2_temp/` (temp names, renamed), the
+# merge reads the temp index, renames the data file into place, writes `ckpt-2.index`, removes
+# `ckpt-2_temp/`; then the CheckpointManager rewrites `checkpoint`. Each point is the first call
+# of `syscalls` on `path` (relative to the task's save directory); SIGKILL lands at its entry
+# (the call never happens), SIGSTOP when it returns (strace delivers other signals on exit).
+# The data write itself cannot be singled out: its file has a random `.tempstate` name.
+IN_SAVE_POINTS = {
+    "before_merge": ("open,openat", "ckpt-{g}_temp/part-00000-of-00001.index"),   # the merge's first read
+    "during_merge": ("open,openat", "ckpt-{g}.index"),           # data renamed into place, no index yet
+    "before_checkpoint_update": ("rmdir,unlinkat", "ckpt-{g}_temp"),   # ckpt-2 complete, unnamed
+}
+FAULT_POINTS = ("before_save", *IN_SAVE_POINTS, "after_save", "before_restore")   # kill/freeze (round 2)
 FAULT_GENERATION = 2          # the save the fault hits; save 1 completed and was agreed
 RESTART_GENERATION = 3        # the restart's own round
 CHECKPOINT_KEEP = 5           # task.py's CheckpointManager max_to_keep
@@ -65,7 +81,8 @@ RESTART_TIMEOUT_S = 240.0     # the restart cluster's whole life
 TF_DEFAULTS_NOTICE_S = 120.0  # harness deadline after the fault with TF's defaults
 NOTICE_MARGIN_S = 30.0        # fail-fast: collective timeout + this
 
-COLUMNS = ["run_id", "trial", "strategy", "mode", "fault_task", "point", "settings", "collective_timeout_s",
+COLUMNS = ["run_id", "trial", "strategy", "mode", "fault_task", "point", "fault_detail", "settings",
+           "collective_timeout_s",
            "task", "reaction", "reaction_detail", "notice_s", "disk_outcome", "disk_detail", "latest",
            "orphan_bytes", "orphans", "restart_outcome", "restart_detail", "watch_s", "trial_s"]
 CSV_NAME = "distributed_faults.csv"
@@ -115,6 +132,7 @@ class TrialResult:
     orphans: list[str] = field(default_factory=list)
     restart: Verdict | None = None
     disk_note: str = ""    # why there is no disk verdict (task-absent: nothing was saved)
+    fault_detail: str = ""  # how the fault was delivered (which signal, at which call)
     watch_s: float = 0.0   # from the fault until every other task reacted (or hung) and all were reaped
     seconds: float = 0.0
     pids: list[int] = field(default_factory=list)   # every task process of both clusters
@@ -122,7 +140,8 @@ class TrialResult:
     def rows(self, run_id: str, trial: int) -> list[dict]:
         p = self.plan
         base = {"run_id": run_id, "trial": trial, "strategy": p.strategy.label, "mode": p.mode,
-                "fault_task": p.task, "point": p.point, "settings": p.settings,
+                "fault_task": p.task, "point": p.point, "fault_detail": self.fault_detail,
+                "settings": p.settings,
                 "collective_timeout_s": "" if p.timeout is None else p.timeout,
                 "disk_outcome": self.disk.outcome.value if self.disk else "",
                 "disk_detail": self.disk.detail if self.disk else self.disk_note, "latest": self.latest,
@@ -182,6 +201,9 @@ def plan_from_args(args, strategy: StrategySpec) -> tuple[FaultPlan, int]:
         point = point or "before_save"
         if point not in FAULT_POINTS:
             raise UsageError(f"--point {point!r} is not a fault point; use one of {', '.join(FAULT_POINTS)}")
+        if point in IN_SAVE_POINTS:
+            from ..faults import strace
+            strace.require(f"--point {point}")   # found by strace: one clear line without it
     size = parse_size(args.size)
     if size > 256 * 1024**2:
         raise UsageError(f"--size {args.size} is too large for a task fault; use at most 256MiB")
@@ -278,7 +300,7 @@ def _fault_phase(plan: FaultPlan, workdir: str, res: TrialResult) -> None:
                      collective_timeout=plan.timeout, pause_at={plan.task: "start"} if absent else None)
     cluster = run.cluster
     others = [x for x in cluster.labels if x != plan.task]
-    t_fault = None
+    t_fault = tracer = None
     try:
         if absent:
             cluster.start()
@@ -292,19 +314,97 @@ def _fault_phase(plan: FaultPlan, workdir: str, res: TrialResult) -> None:
         _rows, verdict = run.round(0)
         if verdict.outcome is not Outcome.COMPLETE:
             raise RuntimeError(f"round 1 before the fault was {verdict.outcome}: {verdict.detail}")
+        in_save = plan.point in IN_SAVE_POINTS
         for label in cluster.labels:
             cmd = {"cmd": "round", "round": 1, "generation": FAULT_GENERATION, "barrier": True}
             if label == plan.task:
-                cmd["pause_at"] = plan.point
+                cmd["pause_at"] = "before_save" if in_save else plan.point
             cluster.send(label, cmd)
         cluster.recv_event(plan.task, "paused")
-        os.killpg(cluster.pids[plan.task], SIGNALS[plan.mode])
-        t_fault = time.monotonic()
+        if in_save:
+            tracer, where = _arm_in_save(plan, cluster, workdir)
+            t_fault = _await_hit(plan, cluster, tracer, where)
+            sig = SIGNALS[plan.mode].name
+            res.fault_detail = (f"{sig} by strace {'at the entry of' if sig == 'SIGKILL' else 'on return from'} "
+                                f"{_first_call(tracer.log_path) or where}")
+        else:
+            os.killpg(cluster.pids[plan.task], SIGNALS[plan.mode])
+            t_fault = time.monotonic()
+            res.fault_detail = f"{SIGNALS[plan.mode].name} to the task's process group, held at {plan.point}"
         res.reactions = _watch(cluster, others, t_fault, t_fault + plan.notice_s, ("round",))
     finally:
         cluster.close(grace=0)
+        if tracer is not None:
+            tracer.wait(10.0)   # the tracee is dead: strace exits by itself
         if t_fault is not None:
             res.watch_s = time.monotonic() - t_fault
+
+
+def _save_dir(plan: FaultPlan, workdir: str) -> str:
+    """Where the faulted task's CheckpointManager writes (task.py): the chief into the
+    checkpoint directory, any other worker into `workertemp_<index>/` inside it."""
+    ckpt_dir = os.path.join(workdir, "ckpt")
+    if plan.task == plan.strategy.chief():
+        return ckpt_dir
+    return os.path.join(ckpt_dir, f"workertemp_{plan.task.split(':')[1]}")
+
+
+def _arm_in_save(plan: FaultPlan, cluster, workdir: str):
+    """(strace session, the call it waits for): attached to the task held before its save,
+    set to signal it at the point's call."""
+    from ..faults import strace
+    calls, rel = IN_SAVE_POINTS[plan.point]
+    path = os.path.join(_save_dir(plan, workdir), rel.format(g=FAULT_GENERATION))
+    sig = SIGNALS[plan.mode].name[3:]
+    tracer = strace.StraceSession(cluster.pids[plan.task], os.path.join(workdir, "strace-fault.log"),
+                                  inject=f"{calls}:signal={sig}:when=1", syscalls=tuple(calls.split(",")),
+                                  paths=(path,))
+    tracer.start()
+    return tracer, f"{'/'.join(calls.split(','))}({os.path.relpath(path, os.path.join(workdir, 'ckpt'))})"
+
+
+def _first_call(log_path: str) -> str:
+    """The call strace signalled, as `name(path relative to the checkpoint directory)`."""
+    try:
+        with open(log_path, errors="replace") as f:
+            for line in f:   # `TID HH:MM:SS.us name(..., "\x2f\x74...", ...` (strace -tt -xx)
+                m = re.match(r'^\d+\s+[\d:.]+\s+(\w+)\([^"]*"((?:\\x[0-9a-fA-F]{2})*)"', line)
+                if m:
+                    path = bytes.fromhex(m.group(2).replace("\\x", "")).decode(errors="replace")
+                    return f"{m.group(1)}({path.split('/ckpt/', 1)[-1]})"
+    except OSError:
+        pass
+    return ""
+
+
+def _await_hit(plan: FaultPlan, cluster, tracer, where: str) -> float:
+    """Let the held task save; the time its fault took it: killed (its channel closes) or
+    stopped (strace logs the group stop; /proc cannot tell it from strace's own syscall stops).
+    A save that passes the point (the task reports its round) could not reach its fault."""
+    child = cluster.children[plan.task]
+    cluster.send(plan.task, {"cmd": "continue"})
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if plan.mode == "task-freeze" and _log_has(tracer.log_path, "stopped by SIGSTOP"):
+            return time.monotonic()
+        try:
+            msg = child.recv(0.005)
+        except TimeoutError:
+            continue
+        except ChannelClosed:
+            return time.monotonic()
+        if msg.get("event") in ("round", "error"):
+            raise RuntimeError(f"{plan.task}'s save never made the call of {plan.point} "
+                               f"({where}): this TF saves another way")
+    raise RuntimeError(f"{plan.task} did not reach {plan.point} within {START_TIMEOUT_S:.0f}s")
+
+
+def _log_has(path: str, text: str) -> bool:
+    try:
+        with open(path, errors="replace") as f:
+            return text in f.read()
+    except OSError:
+        return False
 
 
 def _restart(plan: FaultPlan, workdir: str, expect_gen: int | None, res: TrialResult) -> Verdict:

@@ -12,7 +12,8 @@ Messages (JSON lines on FD):
                                                     the `strategy` and `build` phases)
   {"event": "round", "task", "round", "rows", "digests", "error", "restored"}
                                                     one save/restore round done
-  {"event": "paused", "task", "point"}              stopped at `pause_at` (it stays there)
+  {"event": "paused", "task", "point"}              stopped at `pause_at` (it stays there
+                                                    until {"cmd": "continue"} or "exit")
   {"event": "error", "task", "kind", "message"}
 Commands: {"cmd": "round", "round": R, "generation": G, "barrier": bool, "delay_save": S,
 "pause_at": POINT (optional: stop at that point in this round only)}, {"cmd": "resume"} (restore the
@@ -87,11 +88,13 @@ class Task:
             return
         from ..child import ChannelClosed
         self.send({"event": "paused", "point": name})
-        while True:   # stays here until the harness kills its group or tells it to exit
+        while True:   # stays here until the harness kills its group, lets it go on, or tells it to exit
             try:
                 cmd = self.ch.recv()
             except ChannelClosed:
                 os._exit(1)
+            if cmd.get("cmd") == "continue":   # faults.py has armed strace at a point inside the save
+                return
             if cmd.get("cmd") == "exit":
                 os._exit(0)
 

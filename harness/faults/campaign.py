@@ -284,19 +284,10 @@ class Campaign:
         for i, state in enumerate(states):
             if i in picks:
                 continue
-            res.states += 1
             res.by_group += 1
-            res.counts[first["outcome"]] += 1
-            orphan = state.image.orphan_bytes()
-            res.max_orphan = max(res.max_orphan, orphan)
-            self.rows.append({
-                "run_id": self.run_id, "api": target.api, "mode": self.cfg.mode, "model": self.cfg.model_label,
-                "state_id": state.state_id, "fault": state.fault, "outcome": first["outcome"],
-                "detail": first["detail"], "orphan_bytes": orphan, "case_dir": "", "similar_case": "",
-                "fault_kind": state.fault_kind, "note": f"{state.group}: {len(picks)} of {n} states judged, "
-                f"all {first['outcome']}", "duplicate_of": "", "state_bytes": state.image.total_bytes(),
-                "n_ops": len(state.ops), "check_seconds": 0.0, "judged_as": first["state_id"],
-            })
+            self._add_row(target, state, res, first["outcome"], first["detail"],
+                          note=f"{state.group}: {len(picks)} of {n} states judged, all {first['outcome']}",
+                          judged_as=first["state_id"])
 
     def _judge(self, target, state, manifests, res: ApiResult) -> None:
         try:
@@ -329,18 +320,27 @@ class Campaign:
             seconds = time.monotonic() - t0
             res.unique += 1
             res.check_seconds += seconds
+        self._add_row(target, state, res, verdict.outcome.value, verdict.detail, note=state.note,
+                      case_dir=case_dir, similar_case=similar, duplicate_of=duplicate_of,
+                      check_seconds=round(seconds, 6))
+
+    def _add_row(self, target, state, res: ApiResult, outcome: str, detail: str, **fields) -> None:
+        """One crash.csv row for `state`, counted in `res`; `fields` fill the columns that
+        depend on how it was judged (a case kept, a duplicate, a group member)."""
         orphan = state.image.orphan_bytes()
         res.states += 1
-        res.counts[verdict.outcome.value] += 1
+        res.counts[outcome] += 1
         res.max_orphan = max(res.max_orphan, orphan)
-        self.rows.append({
-            "run_id": self.run_id, "api": target.api, "mode": self.cfg.mode, "model": self.cfg.model_label,
-            "state_id": state.state_id, "fault": state.fault, "outcome": verdict.outcome.value,
-            "detail": verdict.detail, "orphan_bytes": orphan, "case_dir": case_dir, "similar_case": similar,
-            "fault_kind": state.fault_kind, "note": state.note, "duplicate_of": duplicate_of,
-            "state_bytes": state.image.total_bytes(), "n_ops": len(state.ops),
-            "check_seconds": round(seconds, 6), "judged_as": "",
-        })
+        row = {"run_id": self.run_id, "api": target.api, "mode": self.cfg.mode, "model": self.cfg.model_label,
+               "state_id": state.state_id, "fault": state.fault, "outcome": outcome, "detail": detail,
+               "orphan_bytes": orphan, "case_dir": "", "similar_case": "", "fault_kind": state.fault_kind,
+               "note": "", "duplicate_of": "", "state_bytes": state.image.total_bytes(), "n_ops": len(state.ops),
+               "check_seconds": 0.0, "judged_as": ""}
+        unknown = set(fields) - set(row)
+        if unknown:
+            raise KeyError(f"not crash.csv columns: {sorted(unknown)}")
+        row.update(fields)
+        self.rows.append(row)
 
     # -- results ---------------------------------------------------------------------
     @property

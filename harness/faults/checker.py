@@ -150,8 +150,15 @@ def _judge_with(find, ctx, key, adapter, state_dir, digests, manifests, k, chann
             older.append(att)
             if att.restored and att.generation is not None:
                 break
-    return {"verdict": decide(k, latest, latest_error, older), "latest": latest, "latest_error": latest_error,
-            "older": older}
+    verdict = decide(k, latest, latest_error, older)
+    if verdict.outcome is Outcome.ROLLBACK:   # the new save may be whole on disk, only not named
+        for rel in sorted((r for r in digests if _sort_key(r) > _sort_key(latest_rel)), key=_sort_key, reverse=True):
+            att = attempt(rel, digests[rel])
+            if att.restored and att.generation == k:
+                verdict = Verdict(verdict.outcome, f"{verdict.detail}; {rel} on disk holds save {k} whole, but "
+                                  f"the checkpoint file does not name it: recoverable by hand (restore {rel})")
+                break
+    return {"verdict": verdict, "latest": latest, "latest_error": latest_error, "older": older}
 
 
 def check_state(ctx: _Context, req: dict, channel) -> dict:

@@ -36,11 +36,11 @@ def available() -> str | None:
     return shutil.which("strace")
 
 
-def require() -> str:
+def require(use: str = "--mode trace") -> str:
     path = available()
     if not path:
         raise ResourceError("strace is not installed; install it with `apt-get install -y strace` "
-                            "(Debian/Ubuntu) to use --mode trace")
+                            f"(Debian/Ubuntu) to use {use}")
     return path
 
 
@@ -92,16 +92,23 @@ class StraceSession:
     """strace attached to one running process (all its threads)."""
 
     def __init__(self, pid: int, log_path: str, inject: str | None = None,
-                 string_bytes: int = DEFAULT_STRING_BYTES, follow: bool = True):
+                 string_bytes: int = DEFAULT_STRING_BYTES, follow: bool = True,
+                 syscalls: tuple[str, ...] = SYSCALLS, paths: tuple[str, ...] = ()):
         self.pid, self.log_path, self.inject, self.string_bytes = pid, log_path, inject, string_bytes
         self.follow = follow   # False: the main thread only (its calls alone count for an inject)
+        self.syscalls = syscalls
+        # -P: only calls on these paths are traced, and only they can be injected. strace 6.1
+        # matches a path argument or an fd's path, but not the new name of a rename.
+        self.paths = paths
         self.proc = None
         self.messages: list[str] = []
 
     def command(self) -> list[str]:
         cmd = [require()] + (["-f"] if self.follow else [])
         cmd += ["-tt", "-yy", "-xx", "-s", str(self.string_bytes),
-                "-e", "trace=" + ",".join("?" + s for s in SYSCALLS), "-o", self.log_path]
+                "-e", "trace=" + ",".join("?" + s for s in self.syscalls), "-o", self.log_path]
+        for path in self.paths:
+            cmd += ["-P", path]
         if self.inject:
             cmd += ["-e", f"inject={self.inject}"]
         return cmd + ["-p", str(self.pid)]
