@@ -62,10 +62,15 @@ def _trial(tmp_path, plan: FaultPlan):
     return res, rows
 
 
+def _kill_plan(task: str, point: str) -> FaultPlan:
+    """task-kill of `task` at `point`, with the fail-fast settings of these trials."""
+    return FaultPlan(STRATEGY, TINY, "task-kill", task, point,
+                     collective_timeout=COLLECTIVE_TIMEOUT, notice_timeout=COLLECTIVE_TIMEOUT + 30)
+
+
 @pytest.mark.timeout(300)
 def test_worker_killed_before_its_save(tmp_path):
-    plan = FaultPlan(STRATEGY, TINY, "task-kill", "worker:1", "before_save",
-                     collective_timeout=COLLECTIVE_TIMEOUT, notice_timeout=COLLECTIVE_TIMEOUT + 30)
+    plan = _kill_plan("worker:1", "before_save")
     res, rows = _trial(tmp_path, plan)
     why = res.summary(0)
     # both others are stuck at the harness's barrier waiting for worker:1; the coordination
@@ -117,8 +122,7 @@ def test_absent_task_is_a_hang_within_the_deadline(tmp_path):
 def test_chief_killed_before_its_checkpoint_update(tmp_path):
     # strace kills the chief at its first rmdir of ckpt-2_temp/: the merge is done (ckpt-2.index
     # and its data are whole) and `checkpoint` still names ckpt-1
-    plan = FaultPlan(STRATEGY, TINY, "task-kill", STRATEGY.chief(), "before_checkpoint_update",
-                     collective_timeout=COLLECTIVE_TIMEOUT, notice_timeout=COLLECTIVE_TIMEOUT + 30)
+    plan = _kill_plan(STRATEGY.chief(), "before_checkpoint_update")
     res, rows = _trial(tmp_path, plan)
     why = res.summary(0)
     assert res.fault_detail.startswith("SIGKILL by strace at the entry of "), res.fault_detail
@@ -141,8 +145,7 @@ def test_chief_killed_before_its_checkpoint_update(tmp_path):
 def test_worker_killed_during_its_merge_leaves_its_workertemp(tmp_path):
     # worker:1 saves into workertemp_1/ (TF's pattern); killed as its merge opens ckpt-2.index:
     # its data file is in place, no index, the temp index still in ckpt-2_temp/
-    plan = FaultPlan(STRATEGY, TINY, "task-kill", "worker:1", "during_merge",
-                     collective_timeout=COLLECTIVE_TIMEOUT, notice_timeout=COLLECTIVE_TIMEOUT + 30)
+    plan = _kill_plan("worker:1", "during_merge")
     res, _rows = _trial(tmp_path, plan)
     why = res.summary(0)
     assert res.fault_detail.endswith("(workertemp_1/ckpt-2.index)"), res.fault_detail
@@ -160,8 +163,7 @@ def test_a_save_that_never_makes_the_points_call_is_not_recorded_as_a_fault(tmp_
     # a TF that saves another way (here: a path no save opens) must not yield a trial that looks
     # like a fault: the task finishes its round, and the trial stops with one clear reason
     monkeypatch.setitem(faults.IN_SAVE_POINTS, "before_merge", ("open,openat", "ckpt-{g}_temp/no-such-file"))
-    plan = FaultPlan(STRATEGY, TINY, "task-kill", "worker:1", "before_merge",
-                     collective_timeout=COLLECTIVE_TIMEOUT, notice_timeout=COLLECTIVE_TIMEOUT + 30)
+    plan = _kill_plan("worker:1", "before_merge")
     write_manifests(plan.spec, str(tmp_path / "manifests"))
     with Checker(str(tmp_path / "checker.log"), timeout=120.0) as checker:
         with pytest.raises(RuntimeError, match="never made the call of before_merge"):
