@@ -8,6 +8,7 @@ Environment variables:
     CKPT_BENCH_GPU=0|1     force GPU presence off/on (default: NVML sees a GPU)
     CKPT_BENCH_LARGE=1     GPU-machine sizes (64MiB and 1GiB, 64 and 4096 vars)
     CKPT_BENCH_APIS=a,b    restrict the APIs (e.g. for a fast smoke pass)
+    CKPT_BENCH_STRATEGIES=a,b  restrict the strategies of bench_strategies.py
     CKPT_BENCH_DIR=DIR     where checkpoints are written [the system temp dir]
 """
 
@@ -47,6 +48,9 @@ LARGE = os.environ.get("CKPT_BENCH_LARGE", "") == "1"
 ALL_APIS = ["tf2-checkpoint", "tf2-restore-on-create", "tf2-manager", "tf1-saver", "keras-weights",
             "keras-model", "keras-modelcheckpoint", "savedmodel", "tf2-sharded", "async-checkpoint"]
 APIS = [a.strip() for a in os.environ.get("CKPT_BENCH_APIS", "").split(",") if a.strip()] or ALL_APIS
+ALL_STRATEGIES = ["none", "mirrored:2", "multi-worker:2", "parameter-server:1,1"]   # append-only
+STRATEGIES = [s.strip() for s in os.environ.get("CKPT_BENCH_STRATEGIES", "").split(",") if s.strip()] \
+    or ALL_STRATEGIES
 SIZES = ["64MiB", "1GiB"] if LARGE else ["4MiB"]
 N_VARS = [64, 4096] if LARGE else [32]
 DEVICES = ["cpu", "gpu"]
@@ -147,6 +151,36 @@ def check_rows(rows) -> list[dict]:
     if why:
         raise RuntimeError(why)
     return rows
+
+
+def strategy_timings(strategy: str, state_size: str, n_vars: int, rounds: int) -> dict[str, float] | str:
+    """The chief's median `save` and `restore_warm` seconds over `rounds` rounds of a local
+    cluster of `strategy` (harness/distributed/run.py, the rounds of `run --strategy`), or the
+    reason as a string when a round was not judged complete (its timings are not recorded)."""
+    from harness.distributed.run import ClusterRun
+    from harness.distributed.strategy import parse_strategy
+    from harness.outcomes import Outcome
+    from harness.specs import GraphSpec
+    from harness.units import parse_size
+
+    spec = parse_strategy(strategy)
+    workdir = tempfile.mkdtemp(prefix="ckpt-bench-", dir=os.environ.get("CKPT_BENCH_DIR"))
+    times: dict[str, list[float]] = {"save": [], "restore_warm": []}
+    try:
+        with ClusterRun(spec, GraphSpec(n_vars=int(n_vars), state_bytes=parse_size(state_size)),
+                        os.path.join(workdir, "cluster"), deadline=600.0) as run:
+            for r in range(rounds):
+                rows, verdict = run.round(r)
+                if verdict.outcome is not Outcome.COMPLETE:
+                    return f"round {r} was {verdict.outcome}: {verdict.detail}"
+                for row in rows:
+                    if row["task"] == spec.chief() and row["phase"] in times:
+                        times[row["phase"]].append(row["seconds"])
+    except Exception as e:   # a cluster that did not start or a task that failed: no figure
+        return f"{type(e).__name__}: {e}"
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return {"save": median(times["save"]), "restore": median(times["restore_warm"])}
 
 
 @atexit.register

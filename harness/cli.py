@@ -106,11 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     _add_keras_arg(p)
     g = p.add_argument_group("task faults (--mode task-*, docs/distributed.md)")
-    g.add_argument("--strategy", default="none", metavar="S", help="multi-worker:N for a task fault [none]")
-    g.add_argument("--task", default=None, metavar="T", help="the task to fault: chief or worker:N")
+    g.add_argument("--strategy", default="none", metavar="S", help="multi-worker:N or parameter-server:W,P for a task fault [none]")
+    g.add_argument("--task", default=None, metavar="T", help="the task to fault: chief, worker:N or ps:N")
     g.add_argument("--point", default=None, metavar="P",
                    help="where in the round: before_save (default), before_merge, during_merge, "
-                        "before_checkpoint_update (inside the save, with strace), after_save or before_restore")
+                        "before_checkpoint_update (inside the save, with strace; multi-worker), after_save or "
+                        "before_restore")
     ff = g.add_mutually_exclusive_group()
     ff.add_argument("--fail-fast", dest="settings", action="store_const", const="fail-fast",
                     help="collective and barrier timeouts set by the harness (default)")

@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
-"""The task-fault matrix on a local 3-worker MultiWorkerMirroredStrategy cluster.
+"""The task-fault matrix on local clusters: MultiWorkerMirroredStrategy with 3 workers, and
+ParameterServerStrategy with a chief, 1 worker and 2 ps tasks.
 
     python scripts/distributed_matrix.py [--out DIR] [--tf-defaults] [--collective-timeout S]
                                          [--size SIZE] [--vars N] [--seed S]
 
 Cells, one trial each (harness/distributed/faults.py, the same trial as
-`ckpt-harness crash --strategy multi-worker:3 --mode ... --task ... --point ...`):
+`ckpt-harness crash --strategy S --mode ... --task ... --point ...`):
+  multi-worker:3
     {task-kill, task-freeze} x {worker:1, chief} x {before_save, after_save}
     task-absent of worker:1 (held at start: it never joins)
     task-kill x {worker:1, chief} x {before_merge, during_merge, before_checkpoint_update}
     task-freeze of the chief at before_checkpoint_update
     (the last three points are inside the save: strace signals the task at one call)
+  parameter-server:1,2 (the chief alone saves; ps:0 and ps:1 each write a shard, ps:1 merges)
+    task-kill x {ps:0, ps:1} x {before_save, after_save}
+    task-freeze of ps:0 at before_save
+    task-kill x {worker:0, chief} at before_save
+    task-absent of ps:0
 with the harness's fail-fast settings (collective and barrier timeout, default 60 s), or
 TensorFlow's defaults with --tf-defaults.
 
@@ -49,12 +56,15 @@ from harness.results import atomic_write_text  # noqa: E402
 from harness.specs import GraphSpec  # noqa: E402
 from harness.units import parse_positive_int, parse_size  # noqa: E402
 
-STRATEGY = "multi-worker:3"
-CELLS = [(mode, task, point) for mode in ("task-kill", "task-freeze") for task in ("worker:1", "chief")
-         for point in ("before_save", "after_save")] + [("task-absent", "worker:1", "start")] + \
-        [("task-kill", task, point) for task in ("worker:1", "chief")
+MW, PS = "multi-worker:3", "parameter-server:1,2"
+CELLS = [(MW, mode, task, point) for mode in ("task-kill", "task-freeze") for task in ("worker:1", "chief")
+         for point in ("before_save", "after_save")] + [(MW, "task-absent", "worker:1", "start")] + \
+        [(MW, "task-kill", task, point) for task in ("worker:1", "chief")
          for point in ("before_merge", "during_merge", "before_checkpoint_update")] + \
-        [("task-freeze", "chief", "before_checkpoint_update")]
+        [(MW, "task-freeze", "chief", "before_checkpoint_update")] + \
+        [(PS, "task-kill", task, point) for task in ("ps:0", "ps:1") for point in ("before_save", "after_save")] + \
+        [(PS, "task-freeze", "ps:0", "before_save"), (PS, "task-kill", "worker:0", "before_save"),
+         (PS, "task-kill", "chief", "before_save"), (PS, "task-absent", "ps:0", "start")]
 
 
 def say(text: str) -> None:
@@ -80,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", default=0, type=int)
     args = ap.parse_args(argv)
     try:
-        strategy = parse_strategy(STRATEGY)
         spec = GraphSpec(n_vars=parse_positive_int(args.vars, "--vars"), state_bytes=parse_size(args.size),
                          seed=args.seed)
         timeout = float(parse_positive_int(args.collective_timeout, "--collective-timeout"))
@@ -88,15 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     except (HarnessError, OSError) as e:
         print(f"distributed_matrix: error: {e}", file=sys.stderr)
         return e.exit_code if isinstance(e, UsageError) else 2
-    return run(args.out, strategy, spec, timeout, not args.tf_defaults)
+    return run(args.out, spec, timeout, not args.tf_defaults)
 
 
-def run(out: str, strategy, spec: GraphSpec, timeout: float, fail_fast: bool) -> int:
+def run(out: str, spec: GraphSpec, timeout: float, fail_fast: bool) -> int:
     from harness.faults.checker import Checker
 
     settings = "fail-fast" if fail_fast else "tf-defaults"
     header = (f"# commit {git_commit()} {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%dT%H:%M:%SZ} "
-              f"tensorflow {installed_tf_version()} {strategy.label} {settings}"
+              f"tensorflow {installed_tf_version()} {' '.join(dict.fromkeys(c[0] for c in CELLS))} {settings}"
               + (f" collective_timeout_s={timeout:g}" if fail_fast else "")
               + f" size={spec.state_bytes} vars={spec.n_vars} seed={spec.seed}")
     path = os.path.join(out, "matrix.csv")
@@ -109,24 +118,25 @@ def run(out: str, strategy, spec: GraphSpec, timeout: float, fail_fast: bool) ->
         with sigterm_as_interrupt():
             manifests = os.path.join(work, "manifests")
             write_manifests(spec, manifests)
-            for i, (mode, task, point) in enumerate(CELLS):
+            for i, (label, mode, task, point) in enumerate(CELLS):
+                strategy = parse_strategy(label)
                 plan = FaultPlan(strategy, spec, mode, strategy.chief() if task == "chief" else task, point,
                                  fail_fast, collective_timeout=timeout)
                 trial_dir = os.path.join(work, f"cell-{i}")
                 try:
                     res = run_trial(plan, trial_dir, checker, manifests)
                 except (ClusterTimeout, TaskFailed, RuntimeError) as e:
-                    failures.append(f"{mode} {task} {point}: could not reach the fault: {e}")
+                    failures.append(f"{label} {mode} {task} {point}: could not reach the fault: {e}")
                     say(failures[-1])
                     continue
                 finally:
                     shutil.rmtree(trial_dir, ignore_errors=True)
-                label = f"{plan.task} (chief)" if task == "chief" else task
-                rows.extend(dict(r, fault_task=label) for r in res.rows("matrix", i))
+                who = f"{plan.task} (chief)" if task == "chief" else task
+                rows.extend(dict(r, fault_task=who) for r in res.rows("matrix", i))
                 atomic_write_text(path, render(header, rows))
                 print(res.summary(i), flush=True)
                 if res.restart is None or res.restart.outcome is not Outcome.COMPLETE:
-                    failures.append(f"{mode} {task} {point}: restart {res.restart.outcome if res.restart else '-'}")
+                    failures.append(f"{label} {mode} {task} {point}: restart {res.restart.outcome if res.restart else '-'}")
     except KeyboardInterrupt:
         say("distributed_matrix: interrupted; every task was killed")
         return 130

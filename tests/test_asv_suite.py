@@ -35,6 +35,7 @@ def asv_env(tmp_path_factory):
     home = tmp / "home"  # asv keeps its machine description in ~/.asv-machine.json
     home.mkdir()
     env = dict(os.environ, HOME=str(home), CKPT_BENCH_APIS="tf2-checkpoint", CKPT_BENCH_GPU="0",
+               CKPT_BENCH_STRATEGIES="none,multi-worker:2",
                TF_CPP_MIN_LOG_LEVEL="2", CKPT_BENCH_DIR=str(tmp))
     env.pop("CKPT_BENCH_LARGE", None)
     _asv(["machine", "--yes", "--machine", "pytest"], path, env)
@@ -81,7 +82,8 @@ def test_quick_dry_run_of_whole_suite_succeeds(asv_env):
                  "peakmem_save", "peakmem_restore", "track_save_gbps", "track_restore_cold_gbps",
                  "track_save_durable_roofline_fraction", "track_restore_cold_roofline_fraction",
                  "track_save_reported_over_bare", "track_save_phase_wall_over_bare", "track_save_cpu_over_bare",
-                 "track_crash_states_per_second", "track_save_us_per_var", "track_restore_cold_gbps_asymptote"]:
+                 "track_crash_states_per_second", "track_save_us_per_var", "track_restore_cold_gbps_asymptote",
+                 "track_save_seconds", "track_restore_seconds"]:
         assert name in out, f"{name} did not run:\n{out[-3000:]}"
     assert "n/a" in out  # the gpu column: skipped, not failed
 

@@ -8,8 +8,12 @@ worker processes on 127.0.0.1, real TensorFlow, real SIGKILL, the crash checker 
   without end, and the harness turns that into `hang` at its own deadline, kills every task
   (checked by pid), and a restart still completes;
 - task-kill inside the save, by strace: the chief before its `checkpoint` update (rollback, with
-  the whole unnamed ckpt-2 named as recoverable by hand), worker:1 during its merge (its
+  the whole unnamed ckpt-2 named as recoverable by hand; the directory it left is kept as a crash
+  case that `ckpt-harness replay` judges the same), worker:1 during its merge (its
   workertemp_1/ left as orphans); a save that never makes the point's call stops the trial;
+- parameter-server (a chief, 1 worker, 2 ps): ps:0 killed while the chief is held before its
+  save; the chief then meets the dead ps in its save (an error at once, rollback on disk), the
+  other servers keep serving, and a restart completes;
 - bad command lines are refused in one line with exit 2 (no TensorFlow, no cluster).
 """
 
@@ -48,16 +52,16 @@ def _alive_tasks(pids) -> list[int]:
     return left
 
 
-def _trial(tmp_path, plan: FaultPlan):
+def _trial(tmp_path, plan: FaultPlan, case=None):
     manifests = str(tmp_path / "manifests")
     write_manifests(plan.spec, manifests)
     with Checker(str(tmp_path / "checker.log"), timeout=120.0) as checker:
-        res = run_trial(plan, str(tmp_path / "trial"), checker, manifests)
+        res = run_trial(plan, str(tmp_path / "trial"), checker, manifests, case=case)
     # the rows the CLI writes: every documented column, one row per other task
     atomic_write_csv(str(tmp_path / "rows.csv"), res.rows("test", 0), COLUMNS)
     with open(tmp_path / "rows.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [r["task"] for r in rows] == sorted(set(STRATEGY.clients()) - {plan.task})
+    assert [r["task"] for r in rows] == sorted({t.label for t in plan.strategy.tasks()} - {plan.task})
     assert list(rows[0])[:len(COLUMNS)] == COLUMNS
     return res, rows
 
@@ -119,11 +123,12 @@ def test_absent_task_is_a_hang_within_the_deadline(tmp_path):
 
 
 @pytest.mark.timeout(300)
-def test_chief_killed_before_its_checkpoint_update(tmp_path):
+def test_chief_killed_before_its_checkpoint_update(tmp_path, capsys):
     # strace kills the chief at its first rmdir of ckpt-2_temp/: the merge is done (ckpt-2.index
     # and its data are whole) and `checkpoint` still names ckpt-1
     plan = _kill_plan(STRATEGY.chief(), "before_checkpoint_update")
-    res, rows = _trial(tmp_path, plan)
+    case_dir = tmp_path / "run" / "cases" / "trial-0"
+    res, rows = _trial(tmp_path, plan, case=(str(case_dir), "test", 0))
     why = res.summary(0)
     assert res.fault_detail.startswith("SIGKILL by strace at the entry of "), res.fault_detail
     assert res.fault_detail.endswith("(ckpt-2_temp)"), res.fault_detail
@@ -139,6 +144,15 @@ def test_chief_killed_before_its_checkpoint_update(tmp_path):
     assert res.restart is not None and res.restart.outcome is Outcome.COMPLETE, why
     assert "resume ckpt-1 vs save 1" in res.restart.detail, res.restart.detail
     assert _alive_tasks(res.pids) == [] and len(res.pids) == 6
+    # the directory as the fault left it (the restart's save 3 came after) is a crash case that
+    # `ckpt-harness replay` judges again: the same rollback
+    assert res.case_dir == "cases/trial-0" and {r["case_dir"] for r in rows} == {"cases/trial-0"}
+    kept = sorted(p.name for p in (case_dir / "state").iterdir())
+    assert "ckpt-2.index" in kept and "ckpt-3.index" not in kept, kept
+    assert cli_main(["replay", str(case_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "replayed" in out and "rollback (same as recorded)" in out, out
+    assert "rmdir" in out or "unlinkat" in out, out   # the fault: the call strace signalled
 
 
 @pytest.mark.timeout(300)
@@ -174,9 +188,37 @@ def test_a_save_that_never_makes_the_points_call_is_not_recorded_as_a_fault(tmp_
     assert left == []
 
 
+@pytest.mark.timeout(300)
+def test_parameter_server_ps_killed_before_the_chiefs_save(tmp_path):
+    ps_strategy = parse_strategy("parameter-server:1,2")
+    plan = FaultPlan(ps_strategy, TINY, "task-kill", "ps:0", "before_save",
+                     collective_timeout=COLLECTIVE_TIMEOUT, notice_timeout=COLLECTIVE_TIMEOUT + 30)
+    res, rows = _trial(tmp_path, plan)
+    why = res.summary(0)
+    assert "while chief:0 was held at before_save" in res.fault_detail, res.fault_detail
+    # the chief alone saves; half its variables lived on ps:0: its save fails with an error
+    # (gRPC: the server is gone), not a hang, and long before the harness's deadline
+    chief = res.reactions["chief:0"]
+    assert chief.outcome is Outcome.ERROR and chief.seconds is not None and chief.seconds < 20, chief
+    assert chief.detail.split(":")[0].endswith("Error"), chief.detail
+    # the servers say nothing: the one left of each kind is watched and is still there
+    for label in ("ps:1", "worker:0"):
+        assert res.reactions[label].outcome is Outcome.COMPLETE, f"{label}: {res.reactions[label]}"
+        assert res.reactions[label].detail == "kept serving"
+    # ps:0 died before any shard of save 2 was written: `checkpoint` names ckpt-1, which restores
+    assert res.disk is not None and res.disk.outcome is Outcome.ROLLBACK and res.latest == "ckpt-1", why
+    assert res.orphan_bytes == 0, why
+    assert res.restart is not None and res.restart.outcome is Outcome.COMPLETE, why
+    assert "resume ckpt-1 vs save 1" in res.restart.detail, res.restart.detail
+    assert len(res.pids) == 8 and _alive_tasks(res.pids) == []   # two clusters of four, all gone
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--mode", "task-kill", "--task", "worker:1"], "give --strategy multi-worker:N"),
-    (["--mode", "task-kill", "--strategy", "parameter-server:2,2", "--task", "chief"], "multi-worker:N for now"),
+    (["--mode", "task-kill", "--strategy", "parameter-server:2,2", "--task", "ps:0", "--point", "during_merge"],
+     "works on multi-worker for now"),
+    (["--mode", "task-kill", "--strategy", "mirrored:2", "--task", "chief"], "or parameter-server:W,P, not mirrored:2"),
+    (["--mode", "task-kill", "--strategy", "parameter-server:2,2", "--task", "ps:2"], "not a task of"),
     (["--mode", "kill", "--strategy", "multi-worker:3"], "not kill"),
     (["--mode", "kill", "--point", "after_save"], "--point: only for task faults"),
     (["--mode", "task-kill", "--strategy", "multi-worker:3", "--task", "worker:3"], "not a task of"),
@@ -200,7 +242,7 @@ def test_a_restart_that_is_not_complete_fails_the_command(tmp_path, monkeypatch,
     import harness.distributed.faults as faults
     from harness.outcomes import Verdict
 
-    def planted(plan, workdir, checker, manifests):
+    def planted(plan, workdir, checker, manifests, case=None):
         res = faults.TrialResult(plan, reactions={"worker:0": faults.Reaction(Outcome.ERROR, "InternalError: x", 9.0),
                                                   "worker:2": faults.Reaction(Outcome.HANG, "no reaction")},
                                  disk=Verdict(Outcome.NEW, "latest ckpt-2 restores save 2"), latest="ckpt-2")

@@ -14,7 +14,7 @@ import pytest
 from harness.faults import strace
 from harness.faults.classify import Attempt, decide
 from harness.faults.crashstates import PAGE, Replay, partial_points
-from harness.faults.state import DirImage, is_orphan
+from harness.faults.state import DirImage, is_orphan, orphan_files
 from harness.outcomes import Outcome
 
 ROOT = "/scratch/run/state"
@@ -190,6 +190,19 @@ def test_orphans_relocation_and_error_cleaning():
     assert rel.files["checkpoint"] == (b'model_checkpoint_path: "model.ckpt-3"\n'
                                        b'all_model_checkpoint_paths: "model.ckpt-2"\n')
     assert rel.orphan_bytes() == 5 and img.relocated("/elsewhere") is img
+
+
+def test_data_shards_without_their_index_are_orphans():
+    # a merge cut short: ckpt-2's data renamed into place, its index never written
+    img = DirImage({"checkpoint": b'model_checkpoint_path: "ckpt-1"\n',
+                    "ckpt-1.index": b"i" * 3, "ckpt-1.data-00000-of-00001": b"d" * 7,
+                    "ckpt-2.data-00000-of-00002": b"x" * 11, "ckpt-2.data-00001-of-00002": b"y" * 13,
+                    "ckpt-2_temp/part-00000-of-00001.index": b"t" * 2})
+    assert orphan_files(img.files) == {"ckpt-2.data-00000-of-00002", "ckpt-2.data-00001-of-00002",
+                                       "ckpt-2_temp/part-00000-of-00001.index"}
+    assert img.orphan_bytes() == 11 + 13 + 2
+    img.files["ckpt-2.index"] = b"i"   # once the index is there, ckpt-2 is a checkpoint
+    assert img.orphan_bytes() == 2
 
 
 @pytest.mark.parametrize("args,needle", [

@@ -202,3 +202,27 @@ def test_lower_modules_do_not_import_the_overhead_module(module):
     names = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert not [n for n in names if n.split(".")[-1] == "overhead"], names
+
+
+@pytest.mark.timeout(300)
+def test_strategy_benchmark_records_nothing_for_a_round_that_is_not_complete(tmp_path, monkeypatch):
+    """bench_strategies' figures come from real cluster rounds (here `none`: one task process).
+    A round judged against values the tasks do not hold (the manifest of another save, planted in
+    the harness process) must give no figure: strategy_timings says why, the track raises."""
+    from benchmarks import bench_strategies
+    from harness.distributed import run as dist_run
+    from harness.judge.manifest import Manifest
+
+    monkeypatch.setenv("CKPT_BENCH_DIR", str(tmp_path))
+    good = common.strategy_timings("none", "64KiB", 4, 1)
+    assert isinstance(good, dict) and good["save"] > 0 and good["restore"] > 0, good
+
+    spec = GraphSpec(n_vars=4, state_bytes=64 * 1024)
+    monkeypatch.setattr(dist_run.Manifest, "load",
+                        staticmethod(lambda _path: Manifest.expected(layout(spec), spec.seed, 7)))
+    bad = common.strategy_timings("none", "64KiB", 4, 1)
+    assert isinstance(bad, str) and "round 0 was mismatch" in bad, bad
+    bench = bench_strategies.Strategies()
+    with pytest.raises(RuntimeError, match="mismatch"):
+        bench.track_save_seconds({("none", "64KiB"): bad}, "none", "64KiB")
+    assert os.listdir(tmp_path) == []   # the cluster's work dirs are gone either way

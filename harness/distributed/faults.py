@@ -1,5 +1,5 @@
-"""Task faults on a local multi-worker cluster: `ckpt-harness crash --strategy multi-worker:N
---mode task-kill|task-freeze|task-absent --task worker:1|chief [--point P]`.
+"""Task faults on a local cluster: `ckpt-harness crash --strategy multi-worker:N|parameter-server:W,P
+--mode task-kill|task-freeze|task-absent --task worker:1|chief|ps:0 [--point P]`.
 
 One trial:
   task-kill / task-freeze  start the cluster (launcher.py), run round 1 (save 1, judged and
@@ -11,6 +11,11 @@ One trial:
                            first call of the point on its path.
   task-absent              the chosen task says hello and stops at `start`: it never joins
                            (TF's strategy constructor waits for it without end).
+Under parameter-server the chief alone runs rounds (task.py); the worker and ps tasks only
+serve. A faulted server is signalled while the chief is held at the point, then the chief
+goes on; the servers that are left say nothing, and count as serving unless they die while
+the chief is watched (or, the chief faulted, for SERVER_WINDOW_S). Points inside the save are
+multi-worker only: under parameter-server each ps task writes its own shard.
 Then the harness watches every OTHER task until it reacts or the harness's own deadline
 (`notice_timeout` after the fault) passes: an error message (type and first line), a death
 (which signal or exit status), a finished round, or nothing (`hang`: the harness kills the
@@ -80,11 +85,12 @@ START_TIMEOUT_S = 240.0       # cluster start and round 1 (before the fault)
 RESTART_TIMEOUT_S = 240.0     # the restart cluster's whole life
 TF_DEFAULTS_NOTICE_S = 120.0  # harness deadline after the fault with TF's defaults
 NOTICE_MARGIN_S = 30.0        # fail-fast: collective timeout + this
+SERVER_WINDOW_S = 10.0        # parameter-server, chief faulted: how long the servers are watched
 
 COLUMNS = ["run_id", "trial", "strategy", "mode", "fault_task", "point", "fault_detail", "settings",
            "collective_timeout_s",
            "task", "reaction", "reaction_detail", "notice_s", "disk_outcome", "disk_detail", "latest",
-           "orphan_bytes", "orphans", "restart_outcome", "restart_detail", "watch_s", "trial_s"]
+           "orphan_bytes", "orphans", "restart_outcome", "restart_detail", "watch_s", "trial_s", "case_dir"]
 CSV_NAME = "distributed_faults.csv"
 
 
@@ -136,6 +142,7 @@ class TrialResult:
     watch_s: float = 0.0   # from the fault until every other task reacted (or hung) and all were reaped
     seconds: float = 0.0
     pids: list[int] = field(default_factory=list)   # every task process of both clusters
+    case_dir: str = ""     # the kept crash case, relative to the run directory (`cases/trial-N`)
 
     def rows(self, run_id: str, trial: int) -> list[dict]:
         p = self.plan
@@ -148,7 +155,7 @@ class TrialResult:
                 "orphan_bytes": self.orphan_bytes, "orphans": " ".join(self.orphans),
                 "restart_outcome": self.restart.outcome.value if self.restart else "",
                 "restart_detail": self.restart.detail if self.restart else "",
-                "watch_s": round(self.watch_s, 2), "trial_s": round(self.seconds, 2)}
+                "watch_s": round(self.watch_s, 2), "trial_s": round(self.seconds, 2), "case_dir": self.case_dir}
         return [dict(base, task=label, reaction=r.outcome.value, reaction_detail=r.detail,
                      notice_s="" if r.seconds is None else round(r.seconds, 2))
                 for label, r in sorted(self.reactions.items())]
@@ -168,16 +175,16 @@ class TrialResult:
 
 # -- parsing ---------------------------------------------------------------------------
 def parse_task(text: str | None, strategy: StrategySpec) -> str:
-    """`chief` or `worker:N` -> the task's label in this strategy's cluster."""
+    """`chief`, `worker:N` or `ps:N` -> the task's label in this strategy's cluster."""
     if not text:
-        raise UsageError("--task is required with a task fault: chief or worker:N")
+        raise UsageError("--task is required with a task fault: chief, worker:N or ps:N")
     t = str(text).strip().lower()
     if t == "chief":
         return strategy.chief()
     labels = [x.label for x in strategy.tasks()]
     if t not in labels:
         raise UsageError(f"--task {text!r} is not a task of {strategy.label}; use chief or one of "
-                         f"{', '.join(labels)}")
+                         f"{', '.join(x for x in labels if x != strategy.chief())}")
     return t
 
 
@@ -185,9 +192,10 @@ def plan_from_args(args, strategy: StrategySpec) -> tuple[FaultPlan, int]:
     """The plan and the number of trials, or one clear UsageError."""
     if args.mode not in MODES:
         raise UsageError(f"--strategy {strategy.label} works with --mode {', '.join(MODES)}, not {args.mode}")
-    if strategy.kind != "multi-worker":
-        raise UsageError(f"task faults run on --strategy multi-worker:N for now, not {strategy.label}")
-    if strategy.count < 2:
+    if strategy.kind not in ("multi-worker", "parameter-server"):
+        raise UsageError(f"task faults run on --strategy multi-worker:N or parameter-server:W,P, "
+                         f"not {strategy.label}")
+    if strategy.kind == "multi-worker" and strategy.count < 2:
         raise UsageError("a task fault needs at least 2 workers (multi-worker:2 or more)")
     if getattr(args, "api", None) or getattr(args, "target", None):
         raise UsageError("--api and --target do not apply to task faults (the tasks save with tf2-manager)")
@@ -201,6 +209,9 @@ def plan_from_args(args, strategy: StrategySpec) -> tuple[FaultPlan, int]:
         point = point or "before_save"
         if point not in FAULT_POINTS:
             raise UsageError(f"--point {point!r} is not a fault point; use one of {', '.join(FAULT_POINTS)}")
+        if point in IN_SAVE_POINTS and strategy.kind == "parameter-server":
+            raise UsageError(f"--point {point} works on multi-worker for now: under parameter-server the "
+                             f"ps tasks write the shards; use before_save, after_save or before_restore")
         if point in IN_SAVE_POINTS:
             from ..faults import strace
             strace.require(f"--point {point}")   # found by strace: one clear line without it
@@ -216,20 +227,30 @@ def plan_from_args(args, strategy: StrategySpec) -> tuple[FaultPlan, int]:
 
 
 # -- one trial -------------------------------------------------------------------------
-def _watch(cluster, labels: list[str], t_fault: float, until: float, done_events: tuple) -> dict[str, Reaction]:
+def _watch(cluster, labels: list[str], t_fault: float, until: float, done_events: tuple,
+           servers: list[str] = (), server_window: float = 0.0) -> dict[str, Reaction]:
     """Each task's first reaction after the fault, heard in parallel (one thread per task),
-    each timed from `t_fault`; `hang` for a task silent until `until`."""
+    each timed from `t_fault`; `hang` for a task silent until `until`. `servers` (the worker
+    and ps tasks of parameter-server) say nothing after `ready`: each is watched until every
+    one of `labels` has reacted (or for `server_window` seconds when there are none) and then
+    counts as `complete`, serving, unless it died or reported an error before."""
     out: dict[str, Reaction] = {}
+    clients_done = threading.Event()
 
-    def one(label: str) -> None:
+    def one(label: str, server: bool) -> None:
         child = cluster.children[label]
         while True:
             left = until - time.monotonic()
             try:
+                if server and (clients_done.is_set() or left <= 0):
+                    out[label] = Reaction(Outcome.COMPLETE, "kept serving")
+                    return
                 if left <= 0:
                     raise TimeoutError
-                msg = child.recv(left)
+                msg = child.recv(min(left, 0.2) if server else left)
             except TimeoutError:
+                if server:
+                    continue
                 out[label] = Reaction(Outcome.HANG, f"no reaction within {until - t_fault:.0f}s of the fault "
                                                     f"(the harness killed the cluster)")
                 return
@@ -245,42 +266,85 @@ def _watch(cluster, labels: list[str], t_fault: float, until: float, done_events
             if event == "error":
                 out[label] = Reaction(Outcome.ERROR, msg.get("message", "error"), seconds)
                 return
-            if event in done_events:
+            if event in done_events and not server:
                 what = f"restored {msg.get('restored')}" if event == "round" else "built the strategy"
                 out[label] = Reaction(Outcome.COMPLETE, f"went on without noticing ({event}: {what})")
                 return
 
-    threads = [threading.Thread(target=one, args=(label,), daemon=True) for label in labels]
-    for t in threads:
+    clients = [threading.Thread(target=one, args=(label, False), daemon=True) for label in labels]
+    others = [threading.Thread(target=one, args=(label, True), daemon=True) for label in servers]
+    for t in clients + others:
         t.start()
-    for t in threads:
+    if clients:
+        for t in clients:
+            t.join()
+    else:
+        time.sleep(max(0.0, min(server_window, until - time.monotonic())))
+    clients_done.set()
+    for t in others:
         t.join()
     return out
 
 
 def _orphans(ckpt_dir: str) -> tuple[int, list[str]]:
-    from ..faults.state import is_orphan
-    total, names = 0, set()
+    """Bytes and top-level names of what no restore can use: the crash checker's orphans
+    (faults/state.py) and every `workertemp_*` folder."""
+    from ..faults.state import orphan_files
+    sizes = {}
     for dirpath, _dirs, files in os.walk(ckpt_dir):
         for f in files:
-            rel = os.path.relpath(os.path.join(dirpath, f), ckpt_dir)
-            if rel.startswith("workertemp_") or is_orphan(rel):
-                total += os.path.getsize(os.path.join(dirpath, f))
-                top = rel.split("/")[0]
-                names.add(top + "/" if "/" in rel else rel)
-    return total, sorted(names)
+            path = os.path.join(dirpath, f)
+            sizes[os.path.relpath(path, ckpt_dir)] = os.path.getsize(path)
+    lost = orphan_files(sizes) | {rel for rel in sizes if rel.startswith("workertemp_")}
+    names = {rel.split("/")[0] + "/" if "/" in rel else rel for rel in lost}
+    return sum(sizes[rel] for rel in lost), sorted(names)
 
 
 def judge_disk(checker, spec: GraphSpec, ckpt_dir: str, manifest_dir: str) -> tuple[Verdict, dict]:
     """The crash checker's verdict on the directory after a fault in save 2 (one judge)."""
     from ..faults.apis import candidate_digests
     from ..faults.state import DirImage
-    from ..faults.target import CrashTarget
 
     image = DirImage.load(ckpt_dir)
-    digests = {rel: d for rel, d in candidate_digests("tf2-manager", image).items() if "/" not in rel}
-    target = CrashTarget("tf2-manager", spec, k=FAULT_GENERATION, max_to_keep=CHECKPOINT_KEEP)
-    return checker.check(target, ckpt_dir, manifest_dir, digests)
+    return checker.check(disk_target(spec), ckpt_dir, manifest_dir, candidate_digests("tf2-manager", image))
+
+
+def disk_target(spec: GraphSpec):
+    """What the tasks' saves are to the crash checker: tf2-manager, save 2 the one faulted."""
+    from ..faults.target import CrashTarget
+    return CrashTarget("tf2-manager", spec, k=FAULT_GENERATION, max_to_keep=CHECKPOINT_KEEP)
+
+
+def keep_case(res: "TrialResult", ckpt_dir: str, manifest_dir: str, case_dir: str, *, run_id: str,
+              trial: int) -> None:
+    """The directory the fault left, as a crash case folder (faults/cases.py), before the restart
+    touches it: `ckpt-harness replay CASE_DIR` judges it again with the same checker."""
+    from ..faults.cases import CASE_FORMAT, write_case_json
+    from ..faults.state import DirImage
+    from ..faults.target import manifest_name
+    from .. import __version__
+
+    p = res.plan
+    res.case_dir = os.path.join(*os.path.normpath(case_dir).split(os.sep)[-2:])   # cases/trial-N
+    image = DirImage.load(ckpt_dir)
+    image.materialize(os.path.join(case_dir, "state"), link=True)
+    os.makedirs(os.path.join(case_dir, "manifests"), exist_ok=True)
+    for g in range(1, FAULT_GENERATION + 1):
+        shutil.copy2(os.path.join(manifest_dir, manifest_name(g)), os.path.join(case_dir, "manifests"))
+    rerun = (f"ckpt-harness crash --strategy {p.strategy.label} --mode {p.mode} --task {p.task}"
+             + ("" if p.mode == "task-absent" else f" --point {p.point}") + f" --{p.settings}"
+             + f" --size {p.spec.state_bytes}B --vars {p.spec.n_vars} --seed {p.spec.seed}")
+    write_case_json(case_dir, {
+        "case_format": CASE_FORMAT, "run_id": run_id, "state_id": f"trial-{trial}", "api": "tf2-manager",
+        "tensorflow_version": metadata.installed_tf_version(), "harness_version": __version__,
+        "mode": p.mode, "model": f"{p.strategy.label}, {p.task} at {p.point} ({p.settings})",
+        "fault": res.fault_detail, "fault_kind": p.mode, "operations": [], "note": "", "meta": {},
+        "outcome": res.disk.outcome.value, "detail": res.disk.detail, "orphan_bytes": res.orphan_bytes,
+        "files": image.listing(), "target": disk_target(p.spec).to_dict(), "crashed_save": FAULT_GENERATION,
+        "reactions": {label: {"reaction": r.outcome.value, "detail": r.detail, "notice_s": r.seconds}
+                      for label, r in sorted(res.reactions.items())},
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "replay": f"ckpt-harness replay {res.case_dir}", "rerun": rerun})
 
 
 def write_manifests(spec: GraphSpec, directory: str) -> None:
@@ -294,12 +358,18 @@ def write_manifests(spec: GraphSpec, directory: str) -> None:
 
 def _fault_phase(plan: FaultPlan, workdir: str, res: TrialResult) -> None:
     """Start the cluster, (kill/freeze) one good round, the fault, and every other task's reaction.
-    The cluster is killed and reaped when this returns or raises."""
+    The cluster is killed and reaped when this returns or raises.
+
+    Under parameter-server the chief alone runs rounds (task.py): it is the task held at the
+    point; a faulted server (worker or ps) is signalled while the chief is held, and the chief
+    then goes on into what it meets. The other servers are watched for a death meanwhile."""
     absent = plan.mode == "task-absent"
     run = ClusterRun(plan.strategy, plan.spec, workdir, START_TIMEOUT_S + plan.notice_s + 30,
                      collective_timeout=plan.timeout, pause_at={plan.task: "start"} if absent else None)
     cluster = run.cluster
-    others = [x for x in cluster.labels if x != plan.task]
+    clients = plan.strategy.clients()
+    others = [x for x in clients if x != plan.task]
+    servers = [x for x in cluster.labels if x not in clients and x != plan.task]
     t_fault = tracer = None
     try:
         if absent:
@@ -307,7 +377,13 @@ def _fault_phase(plan: FaultPlan, workdir: str, res: TrialResult) -> None:
             res.pids.extend(cluster.pids.values())
             cluster.recv_event(plan.task, "paused")
             t_fault = time.monotonic()
-            res.reactions = _watch(cluster, others, t_fault, t_fault + plan.notice_s, ("ready",))
+            if plan.task in clients:
+                res.reactions = _watch(cluster, others, t_fault, t_fault + plan.notice_s, ("ready",),
+                                       servers, SERVER_WINDOW_S)
+            else:   # the servers that are up are told to the chief, which builds the strategy
+                cluster.gather("ready", labels=servers)
+                cluster.send_all({"cmd": "connect"}, labels=clients)
+                res.reactions = _watch(cluster, others, t_fault, t_fault + plan.notice_s, ("ready",), servers)
             return
         run.start()
         res.pids.extend(cluster.pids.values())
@@ -315,12 +391,13 @@ def _fault_phase(plan: FaultPlan, workdir: str, res: TrialResult) -> None:
         if verdict.outcome is not Outcome.COMPLETE:
             raise RuntimeError(f"round 1 before the fault was {verdict.outcome}: {verdict.detail}")
         in_save = plan.point in IN_SAVE_POINTS
-        for label in cluster.labels:
+        held = plan.task if plan.task in clients else plan.strategy.chief()
+        for label in clients:
             cmd = {"cmd": "round", "round": 1, "generation": FAULT_GENERATION, "barrier": True}
-            if label == plan.task:
+            if label == held:
                 cmd["pause_at"] = "before_save" if in_save else plan.point
             cluster.send(label, cmd)
-        cluster.recv_event(plan.task, "paused")
+        cluster.recv_event(held, "paused")
         if in_save:
             tracer, where = _arm_in_save(plan, cluster, workdir)
             t_fault = _await_hit(plan, cluster, tracer, where)
@@ -331,7 +408,12 @@ def _fault_phase(plan: FaultPlan, workdir: str, res: TrialResult) -> None:
             os.killpg(cluster.pids[plan.task], SIGNALS[plan.mode])
             t_fault = time.monotonic()
             res.fault_detail = f"{SIGNALS[plan.mode].name} to the task's process group, held at {plan.point}"
-        res.reactions = _watch(cluster, others, t_fault, t_fault + plan.notice_s, ("round",))
+            if held != plan.task:
+                res.fault_detail = (f"{SIGNALS[plan.mode].name} to the task's process group while "
+                                    f"{held} was held at {plan.point}; then {held} went on")
+                cluster.send(held, {"cmd": "continue"})
+        res.reactions = _watch(cluster, others, t_fault, t_fault + plan.notice_s, ("round",),
+                               servers, SERVER_WINDOW_S)
     finally:
         cluster.close(grace=0)
         if tracer is not None:
@@ -417,8 +499,9 @@ def _restart(plan: FaultPlan, workdir: str, expect_gen: int | None, res: TrialRe
             res.pids.extend(run.cluster.pids.values())
             verdicts = []
             if expect_gen is not None:
-                run.cluster.send_all({"cmd": "resume"})
-                got = run.cluster.gather("resumed")
+                clients = plan.strategy.clients()
+                run.cluster.send_all({"cmd": "resume"}, labels=clients)
+                got = run.cluster.gather("resumed", labels=clients)
                 expected = expected_digests(Manifest.expected(layout(plan.spec), plan.spec.seed, expect_gen))
                 _per_task, resumed = judge_round(expected, got)
                 restored = sorted({str(m.get("restored")) for m in got.values()})
@@ -436,8 +519,9 @@ def _restart(plan: FaultPlan, workdir: str, expect_gen: int | None, res: TrialRe
         return Verdict(Outcome.ERROR, "; ".join(parts + [str(e)]))
 
 
-def run_trial(plan: FaultPlan, workdir: str, checker, manifest_dir: str) -> TrialResult:
-    """One trial in `workdir` (the caller removes it); see the module docstring."""
+def run_trial(plan: FaultPlan, workdir: str, checker, manifest_dir: str, case=None) -> TrialResult:
+    """One trial in `workdir` (the caller removes it); see the module docstring. `case`:
+    (case folder, run id, trial number) to keep the directory the fault left as a crash case."""
     t0 = time.monotonic()
     res = TrialResult(plan)
     ckpt_dir = os.path.join(workdir, "ckpt")
@@ -452,6 +536,8 @@ def run_trial(plan: FaultPlan, workdir: str, checker, manifest_dir: str) -> Tria
         res.latest = latest.get("path") or ""
         if latest:
             expect_gen = latest.get("generation") or FAULT_GENERATION
+        if case is not None:
+            keep_case(res, ckpt_dir, manifest_dir, case[0], run_id=case[1], trial=case[2])
     res.restart = _restart(plan, workdir, expect_gen, res)
     res.seconds = time.monotonic() - t0
     return res
@@ -488,13 +574,15 @@ def main(args, strategy: StrategySpec) -> int:
             for i in range(trials):
                 trial_dir = os.path.join(work, f"trial-{i}")
                 try:
-                    res = run_trial(plan, trial_dir, checker, manifest_dir)
+                    res = run_trial(plan, trial_dir, checker, manifest_dir,
+                                    case=(os.path.join(run_dir, "cases", f"trial-{i}"), run_id, i))
                 finally:
                     _keep_logs(trial_dir, os.path.join(logs, f"trial-{i}"))
                     shutil.rmtree(trial_dir, ignore_errors=True)
                 rows.extend(res.rows(run_id, i))
                 atomic_write_csv(os.path.join(run_dir, CSV_NAME), rows, COLUMNS)
-                print(res.summary(i), flush=True)
+                print(res.summary(i) + (f"\n  disk state kept: ckpt-harness replay {os.path.join(run_dir, res.case_dir)}"
+                                        if res.case_dir else ""), flush=True)
                 if res.restart is None or res.restart.outcome is not Outcome.COMPLETE:
                     failures.append(f"trial {i}: the restart was {res.restart.outcome if res.restart else 'not run'}"
                                     f": {res.restart.detail if res.restart else ''}")

@@ -153,7 +153,9 @@ class Task:
 
     def _make_strategy(self):
         tf = self.tf
-        if self.kind == "mirrored":
+        if self.kind == "none":   # the default strategy: the baseline the others are set beside
+            self.strategy = tf.distribute.get_strategy()
+        elif self.kind == "mirrored":
             from ..devices import configure
             devices = configure(f"multi-cpu:{self.count}") if self.count > 1 else ["/device:CPU:0"]
             self.strategy = tf.distribute.MirroredStrategy(

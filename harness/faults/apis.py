@@ -80,7 +80,9 @@ def candidates(api: str, image: DirImage) -> list[str]:
         return [_BACKUP_DIR] if any(rel.startswith(_BACKUP_DIR + "/") for rel in image.files) else []
     if api == "savedmodel":
         return sorted(rel[: -len("/saved_model.pb")] for rel in image.files if rel.endswith("/saved_model.pb"))
-    return image.prefixes()
+    # the directory's own checkpoints: one in a subfolder (a worker's workertemp_<i>/) is not
+    # one that a restore of this directory can find
+    return [p for p in image.prefixes() if "/" not in p]
 
 
 def candidate_digests(api: str, image: DirImage) -> dict[str, str]:

@@ -78,13 +78,14 @@ def crash_main(args) -> int:
     strategy = parse_strategy(getattr(args, "strategy", None))
     if strategy.distributed or str(args.mode).startswith("task-"):   # task faults on a cluster
         if not strategy.distributed:
-            raise UsageError(f"--mode {args.mode} faults a task of a cluster: give --strategy multi-worker:N")
+            raise UsageError(f"--mode {args.mode} faults a task of a cluster: give --strategy multi-worker:N "
+                             f"or parameter-server:W,P")
         from ..distributed.faults import main as task_faults_main
         return task_faults_main(args, strategy)
     given = [flag for name, flag in TASK_FAULT_OPTIONS.items() if getattr(args, name, None) is not None]
     if given:
         raise UsageError(f"{', '.join(given)}: only for task faults (--mode task-kill, task-freeze "
-                         f"or task-absent with --strategy multi-worker:N)")
+                         f"or task-absent with --strategy multi-worker:N or parameter-server:W,P)")
     cfg = config_from_args(args)
     campaign = Campaign(cfg)
     if cfg.user_target:

@@ -20,6 +20,7 @@ from .content import SMALL_FILE, Content, write_content
 
 _TEMPSTATE = re.compile(r"\.tempstate\d*")
 _CKPT_TMP = re.compile(r"^checkpoint\.tmp[0-9a-f]*$")
+_DATA_SHARD = re.compile(r"^(.+)\.data-\d+-of-\d+$")
 
 
 def is_orphan(rel: str) -> bool:
@@ -33,6 +34,19 @@ def is_orphan(rel: str) -> bool:
         return True
     name = parts[-1]
     return ".tempstate" in name or bool(_CKPT_TMP.match(name))
+
+
+def orphan_files(rels) -> set[str]:
+    """The files of a directory listing that no restore can use: `is_orphan`'s temporary
+    files, and data shards whose checkpoint has no index (a merge cut short renames the
+    data into place before it writes `<prefix>.index`)."""
+    rels = set(rels)
+    out = {rel for rel in rels if is_orphan(rel)}
+    for rel in rels - out:
+        m = _DATA_SHARD.match(rel)
+        if m and m.group(1) + ".index" not in rels:
+            out.add(rel)
+    return out
 
 
 def normalize_name(path: str) -> str:
@@ -150,7 +164,7 @@ class DirImage:
         return out or self
 
     def orphan_bytes(self) -> int:
-        return sum(len(d) for rel, d in self.files.items() if is_orphan(rel))
+        return sum(len(self.files[rel]) for rel in orphan_files(self.files))
 
     def total_bytes(self) -> int:
         return sum(len(d) for d in self.files.values())
