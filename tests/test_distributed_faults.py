@@ -13,13 +13,15 @@ worker processes on 127.0.0.1, real TensorFlow, real SIGKILL, the crash checker 
   workertemp_1/ left as orphans); a save that never makes the point's call stops the trial;
 - parameter-server (a chief, 1 worker, 2 ps): ps:0 killed while the chief is held before its
   save; the chief then meets the dead ps in its save (an error at once, rollback on disk), the
-  other servers keep serving, and a restart completes;
+  other servers keep serving, and a restart completes; a server that dies while the chief hangs
+  (ps:1 killed by the test while ps:0 is frozen) is reported dead, not serving;
 - bad command lines are refused in one line with exit 2 (no TensorFlow, no cluster).
 """
 
 from __future__ import annotations
 
 import csv
+import threading
 import time
 
 import psutil
@@ -211,6 +213,55 @@ def test_parameter_server_ps_killed_before_the_chiefs_save(tmp_path):
     assert res.restart is not None and res.restart.outcome is Outcome.COMPLETE, why
     assert "resume ckpt-1 vs save 1" in res.restart.detail, res.restart.detail
     assert len(res.pids) == 8 and _alive_tasks(res.pids) == []   # two clusters of four, all gone
+
+
+def _task_process(tmp_path, label: str):
+    """The running task process of `label` under tmp_path (its job file names it), or None."""
+    job = f"job-{label.replace(':', '-')}.json"
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if "harness.distributed.task" in cmd and str(tmp_path) in cmd and job in cmd:
+            return p
+    return None
+
+
+@pytest.mark.timeout(300)
+def test_parameter_server_a_server_that_dies_while_the_chief_hangs_is_reported(tmp_path):
+    # ps:0 frozen while the chief is held before its save: the chief then hangs. Meanwhile the
+    # test kills ps:1 (planted): it must be reported as dead by SIGKILL, not as serving
+    ps_strategy = parse_strategy("parameter-server:1,2")
+    plan = FaultPlan(ps_strategy, TINY, "task-freeze", "ps:0", "before_save",
+                     collective_timeout=COLLECTIVE_TIMEOUT, notice_timeout=12.0)
+    killed = []
+
+    def kill_ps1_once_ps0_is_stopped():
+        deadline = time.monotonic() + 200
+        while time.monotonic() < deadline and not killed:
+            ps0 = _task_process(tmp_path, "ps:0")
+            try:
+                if ps0 is not None and ps0.status() == psutil.STATUS_STOPPED:
+                    time.sleep(1.0)
+                    ps1 = _task_process(tmp_path, "ps:1")
+                    if ps1 is not None:
+                        ps1.kill()
+                        killed.append(ps1.pid)
+                        return
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    t = threading.Thread(target=kill_ps1_once_ps0_is_stopped, daemon=True)
+    t.start()
+    res, _rows = _trial(tmp_path, plan)
+    t.join(5)
+    why = res.summary(0)
+    assert killed, "ps:0 was never seen stopped"
+    assert res.reactions["chief:0"].outcome is Outcome.HANG, why
+    ps1 = res.reactions["ps:1"]
+    assert ps1.outcome is Outcome.CRASH and "SIGKILL" in ps1.detail and ps1.seconds is not None, ps1
+    assert res.reactions["worker:0"].outcome is Outcome.COMPLETE, why   # still serving
+    assert res.restart is not None and res.restart.outcome is Outcome.COMPLETE, why
+    assert _alive_tasks(res.pids) == []
 
 
 @pytest.mark.parametrize("argv, words", [
