@@ -1,6 +1,6 @@
 """Bare TensorFlow save (and restore) timing, with no harness in the process.
 
-  python scripts/bare_save.py --vars 64 --size 64MiB [--repeats 7] [--read] [--dir DIR]
+  python scripts/bare_save.py --vars 64 --size 64MiB [--repeats 7] [--read] [--rebuild] [--gc on|frozen] [--dir DIR]
 
 Imports only TensorFlow, NumPy and the standard library. Builds the same
 variables with the same values as `ckpt-harness run --api tf2-checkpoint`
@@ -8,7 +8,12 @@ variables with the same values as `ckpt-harness run --api tf2-checkpoint`
 tests/test_timing.py checks that they agree), in the same tf.Module tree, then
 for each repeat: removes the previous save, os.sync(), and times
 tf.train.Checkpoint.write alone. With --read it also times Checkpoint.read
-into the live model after each write (zeroed first, untimed). Prints one JSON
+into the live model after each write (zeroed first, untimed). With --rebuild
+every repeat builds and initialises a new model first (timed), as the harness
+does: each read is then the first into its model, as a restarted job's is (at
+100,000 variables a first read took 34 s, the next 30 s). With --gc
+frozen, gc.collect() and gc.freeze() come before each timed write and read
+(gc.unfreeze() after), as scripts/first_restore.py --gc frozen. Prints one JSON
 object: per-phase wall seconds (build, init, write, read), the process CPU
 seconds of each (`*_cpu_s`, all threads) and medians.
 """
@@ -16,6 +21,7 @@ seconds of each (`*_cpu_s`, all threads) and medians.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import math
 import os
@@ -108,6 +114,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--read", action="store_true", help="also time Checkpoint.read after each write")
+    p.add_argument("--rebuild", action="store_true",
+                   help="build and initialise a new model before every repeat, as the harness does")
+    p.add_argument("--gc", choices=["on", "frozen"], default="on",
+                   help="frozen: collect and freeze Python's heap before each timed write and read")
     p.add_argument("--dir", default=None, help="where to write [a temp dir]")
     a = p.parse_args(argv)
 
@@ -122,23 +132,31 @@ def main(argv=None) -> int:
            "build_cpu_s": [], "init_cpu_s": [], "write_cpu_s": [], "read_cpu_s": []}
 
     def timed(phase, fn):
+        if a.gc == "frozen" and phase in ("write", "read"):
+            gc.collect()
+            gc.freeze()
         c0, t0 = time.process_time(), time.perf_counter()
         out = fn()
         res[phase + "_s"].append(time.perf_counter() - t0)
         res[phase + "_cpu_s"].append(time.process_time() - c0)
+        if a.gc == "frozen":
+            gc.unfreeze()
         return out
 
-    def init():
+    def init(tf_vars):
         for (name, shape), var in zip(variables, tf_vars):
             var.assign(values(name, shape, a.seed))
 
     try:
         tf.zeros([1]).numpy()  # device set-up belongs to start-up, not to build
-        root, tf_vars = timed("build", lambda: build(tf, variables))
-        timed("init", init)
-        ckpt = tf.train.Checkpoint(model=root)
-        previous = None
+        previous = tf_vars = None
         for r in range(a.repeats):
+            if tf_vars is None or a.rebuild:
+                # --rebuild: each read is the first into its model, as a restarted job's is
+                root = tf_vars = ckpt = None   # the previous model goes first, as in the harness
+                root, tf_vars = timed("build", lambda: build(tf, variables))
+                timed("init", lambda: init(tf_vars))
+                ckpt = tf.train.Checkpoint(model=root)
             if previous:
                 shutil.rmtree(previous)
             previous = os.path.join(work, f"save-{r}")

@@ -8,6 +8,12 @@ its output folder takes (each inode counted once, allocated blocks, so holes
 and hard links cost nothing). The figures are the peaks seen by that polling;
 a peak shorter than 0.2 s can be missed.
 
+Counting blocks per inode overstates a file system with reflinks (XFS with
+reflink=1, btrfs): a range shared by two files is allocated once but shows in
+both. So the watch also records the peak growth of the whole file system's
+used blocks (statvfs) over its use at the start: on a file system given to the
+run alone (--dir on a mount of its own) that is the run's true scratch disk.
+
     python scripts/crash_sizes.py                      # the cases of the closing note
     python scripts/crash_sizes.py --case trace:tf2-manager:64MiB --json
 
@@ -37,6 +43,11 @@ DEFAULT_CASES = ("trace:tf2-manager:64MiB", "trace:tf2-manager:256MiB", "trace:t
                  "trace:tf2-manager:2GiB", "kill:keras-weights:1GiB:8")
 
 
+def fs_used(root: str) -> int:
+    st = os.statvfs(root)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
 def disk_used(root: str) -> int:
     seen, total = set(), 0
     for dirpath, _dirs, files in os.walk(root):
@@ -56,7 +67,8 @@ class Watch(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.root = pid, root
         self.stop = threading.Event()
-        self.campaign_rss = self.max_rss = self.sum_rss = self.disk = 0
+        self.campaign_rss = self.max_rss = self.sum_rss = self.disk = self.fs_growth = 0
+        self.fs_start = fs_used(root)
         self.max_rss_cmd = ""
 
     def run(self):
@@ -82,6 +94,7 @@ class Watch(threading.Thread):
                     pass
             self.sum_rss = max(self.sum_rss, total)
             self.disk = max(self.disk, disk_used(self.root))
+            self.fs_growth = max(self.fs_growth, fs_used(self.root) - self.fs_start)
 
 
 def run_case(case: str, python: str, keep: str | None) -> dict:
@@ -124,6 +137,7 @@ def run_case(case: str, python: str, keep: str | None) -> dict:
                 "peak_disk": watch.disk, "rss_over_checkpoint": round(watch.max_rss / ckpt, 2),
                 "campaign_rss_over_checkpoint": round(watch.campaign_rss / ckpt, 3),
                 "disk_over_checkpoint": round(watch.disk / ckpt, 2),
+                "peak_fs_growth": watch.fs_growth, "fs_growth_over_checkpoint": round(watch.fs_growth / ckpt, 2),
                 "tensorflow": meta.get("tensorflow_runtime_version", ""),
                 "commit": meta.get("git_commit", "")}
     finally:
@@ -146,7 +160,8 @@ def main(argv=None) -> int:
               f"campaign RSS {format_bytes(row['campaign_peak_rss'])}, largest process "
               f"{format_bytes(row['max_process_rss'])} ({row['rss_over_checkpoint']}x checkpoint; "
               f"{row['max_process']}); disk {format_bytes(row['peak_disk'])} "
-              f"({row['disk_over_checkpoint']}x); {row['outcomes']}", flush=True)
+              f"({row['disk_over_checkpoint']}x), file system +{format_bytes(row['peak_fs_growth'])} "
+              f"({row['fs_growth_over_checkpoint']}x); {row['outcomes']}", flush=True)
     if args.json:
         print(json.dumps(rows, indent=1))
     return 0

@@ -1,6 +1,6 @@
 """100,000 variables: which part of each phase is TensorFlow and which is the harness.
 
-  python scripts/vars100k.py [--vars 100000] [--size 512MiB] [--pairs 3] [--json]
+  python scripts/vars100k.py [--vars 100000] [--size 512MiB] [--pairs 3] [--warm-up] [--json]
 
 Runs `--pairs` pairs of processes, alternating which side goes first: the bare
 script (scripts/bare_save.py --read: create the variables, assign their values,
@@ -13,6 +13,17 @@ previous save removed and os.sync before a save, poisoning and os.sync before a
 restore, telemetry), and the harness's share of each: (harness - bare) /
 harness, of wall time and of process CPU time. The per-pair shares follow: a
 single process pair moved by up to 20 % on this VM in build and init.
+
+With --warm-up both sides run their whole pipeline twice in their process and
+the second round is compared: the bare script with --rebuild (a new model
+each round, as the harness builds one every repeat), so on both sides the
+timed build and init are a process's second, and the timed read is the first
+into a model in a process that has read before. A process's first build and
+first read carry TensorFlow's one-time work; without --warm-up both sides are
+compared on their first. Between the two processes of a pair the script runs
+os.sync(), timed by neither: otherwise the first process's unflushed
+checkpoint is written back inside the second's phase (the harness syncs before
+its save and restore, and counts that in its whole phase).
 
 The oracle's own work has no bare counterpart and is listed apart: the
 fingerprints of the state taken between init and save, and verify.
@@ -30,43 +41,61 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from harness.overhead import BARE_KEY, harness_seconds, run_bare, run_harness  # noqa: E402
+from harness.overhead import BARE_KEY, BARE_SCRIPT, harness_seconds, run_bare, run_harness  # noqa: E402
 
 PHASES = ["build", "init", "save", "restore_warm"]
 
 
-def one_pair(size: str, n_vars: int, workdir: str, bare_first: bool) -> dict:
-    """One bare process and one harness process (one repeat each, no warm-up round)."""
+def one_pair(size: str, n_vars: int, workdir: str, bare_first: bool, warm_up: bool = False) -> dict:
+    """One bare process and one harness process (one repeat each, or two with `warm_up`)."""
     got, process_s = {}, {}
+    repeats = 2 if warm_up else 1
     for who in (("bare", "harness") if bare_first else ("harness", "bare")):
+        os.sync()  # the other side's checkpoint is flushed here, in neither side's time
         t0 = time.perf_counter()
-        if who == "bare":
-            got[who] = run_bare(size, n_vars, 1, workdir, read=True)
+        if who == "bare" and warm_up:
+            got[who] = _bare_rebuilding(size, n_vars, repeats, workdir)
+        elif who == "bare":
+            got[who] = run_bare(size, n_vars, repeats, workdir, read=True)
         else:
-            # no warm-up round on either side: one-time costs are well under 1 % of a phase here
-            got[who] = run_harness(size, n_vars, 1, workdir, warmup=False)
+            # warmup=False: no untimed round; its repeats are its rounds, as the bare script's
+            got[who] = run_harness(size, n_vars, repeats, workdir, warmup=False)
         process_s[who] = time.perf_counter() - t0
     bare, harness = got["bare"], got["harness"]
     pair = {"bare_first": bare_first, "bare_process_s": process_s["bare"],
             "harness_process_s": process_s["harness"], "bare_peak_rss_bytes": bare.get("vm_hwm_bytes"),
             "harness_peak_rss_bytes": max(int(r.get("ru_maxrss_bytes") or 0) for r in harness["rows"]),
             "phases": {}}
+    last = repeats - 1
     for phase in PHASES:
+        k = last   # with --warm-up the second round of each side, else the first
         reported, wall = harness_seconds(harness, phase)
+        cpu = [r["cpu_seconds"] for r in harness["rows"] if r["phase"] == phase]
         pair["phases"][phase] = {
-            "bare_s": bare[BARE_KEY[phase]][0], "bare_cpu_s": bare[BARE_KEY[phase].replace("_s", "_cpu_s")][0],
-            "reported_s": reported[0], "wall_s": wall[0],
-            "reported_cpu_s": next(r["cpu_seconds"] for r in harness["rows"] if r["phase"] == phase)}
-    pair["fingerprint_s"] = sum(e["wall_seconds"] for e in harness.get("oracle", [])
-                                if e.get("step") == "fingerprint")
-    pair["verify_s"] = harness_seconds(harness, "verify")[0][0]
+            "bare_s": bare[BARE_KEY[phase]][k], "bare_cpu_s": bare[BARE_KEY[phase].replace("_s", "_cpu_s")][k],
+            "reported_s": reported[k], "wall_s": wall[k], "reported_cpu_s": cpu[k]}
+    pair["fingerprint_s"] = [e["wall_seconds"] for e in harness.get("oracle", [])
+                             if e.get("step") == "fingerprint"][last]
+    pair["verify_s"] = harness_seconds(harness, "verify")[0][last]
     return pair
+
+
+def _bare_rebuilding(size: str, n_vars: int, repeats: int, workdir: str) -> dict:
+    """The bare script with --read --rebuild: a new model every round, as the harness's."""
+    cmd = [sys.executable, BARE_SCRIPT, "--vars", str(n_vars), "--size", size, "--repeats", str(repeats),
+           "--dir", workdir, "--read", "--rebuild"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+                       timeout=7200)
+    if p.returncode != 0:
+        raise RuntimeError(f"bare script failed (exit {p.returncode}): {p.stderr.strip()[-1500:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def summarize(pairs: list[dict]) -> list[dict]:
@@ -89,6 +118,8 @@ def main(argv=None) -> int:
     p.add_argument("--vars", type=int, default=100_000)
     p.add_argument("--size", default="512MiB")
     p.add_argument("--pairs", type=int, default=3, help="process pairs, alternating which side goes first")
+    p.add_argument("--warm-up", action="store_true",
+                   help="run both sides' pipelines twice (the bare one with --rebuild) and compare the second")
     p.add_argument("--dir", default=None, help="where checkpoints are written [a temp dir]")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
@@ -97,9 +128,9 @@ def main(argv=None) -> int:
     pairs = []
     with tempfile.TemporaryDirectory(prefix="vars100k-", dir=a.dir) as workdir:
         for k in range(a.pairs):
-            pairs.append(one_pair(a.size, a.vars, workdir, bare_first=(k % 2 == 0)))
+            pairs.append(one_pair(a.size, a.vars, workdir, bare_first=(k % 2 == 0), warm_up=a.warm_up))
             print(f"pair {k + 1}/{a.pairs} done", file=sys.stderr, flush=True)
-    out = {"n_vars": a.vars, "size": a.size, "pairs": pairs, "phases": summarize(pairs),
+    out = {"n_vars": a.vars, "size": a.size, "warm_up": a.warm_up, "pairs": pairs, "phases": summarize(pairs),
            "fingerprint_s": statistics.median(p["fingerprint_s"] for p in pairs),
            "verify_s": statistics.median(p["verify_s"] for p in pairs),
            "bare_peak_rss_bytes": max(p["bare_peak_rss_bytes"] or 0 for p in pairs),
@@ -107,7 +138,8 @@ def main(argv=None) -> int:
     if a.json:
         print(json.dumps(out, indent=2))
         return 0
-    print(f"{a.vars} variables, {a.size}, {a.pairs} process pair(s) (medians); "
+    print(f"{a.vars} variables, {a.size}, {a.pairs} process pair(s) (medians), "
+          f"{'the second' if a.warm_up else 'the first'} round of each process; "
           f"bare process {statistics.median(p['bare_process_s'] for p in pairs):.0f} s, "
           f"harness process {statistics.median(p['harness_process_s'] for p in pairs):.0f} s")
     print(f"{'':<13} {'TF (bare)':>19} {'harness reported':>24} {'harness whole phase':>30}")

@@ -78,10 +78,10 @@ def test_atomic_writers_leave_no_temp(tmp_path):
 # Peak RSS of `ckpt-harness run` workers, measured on the 2-core VM with TF 2.21 (ru_maxrss of the
 # worker, or VmHWM of the bare script, whichever was larger): gpt2-large from
 # `ckpt-harness run --model gpt2-large --api tf2-checkpoint --repeat 1`; the synthetic ones from
-# `python scripts/vars100k.py`. The pre-run check must not promise less than these.
+# `python scripts/vars100k.py --warm-up`. The pre-run check must not promise less than these.
 MEASURED_PEAKS = [
     (GraphSpec(model="gpt2-large"), "tf2-checkpoint", 7.34 * 2**30),
-    (GraphSpec(n_vars=100_000, state_bytes=512 << 20), "tf2-checkpoint", 6.78 * 2**30),
+    (GraphSpec(n_vars=100_000, state_bytes=512 << 20), "tf2-checkpoint", 6.87 * 2**30),
     (GraphSpec(n_vars=20_000, state_bytes=128 << 20), "tf2-checkpoint", 2.03 * 2**30),
 ]
 
