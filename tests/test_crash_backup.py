@@ -5,13 +5,23 @@ restarted `fit` does: a fresh callback's `on_train_begin`, and the epoch fit wou
 
 The resumed epoch is judged with the weights (the value `backup/epoch`): weights of save 3 with
 the epoch of save 2 equal no completed save, which is `silent` (fit repeats an epoch, no error).
+
+Under tf-keras the same callback keeps a TF checkpoint of the model and the epoch together
+(`backup/chief/ckpt-N`, max_to_keep=1): its kill points are a manager's renames, and the
+epoch can only come back with the weights it was saved with.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import re
+
 import pytest
-from conftest import crash_children
+from conftest import crash_children, require
 from test_crash_targets import Reference
+
+from harness.tfenv import LEGACY_KERAS_ENV
 
 WEIGHTS, METADATA = "backup/latest.weights.h5", "backup/training_metadata.json"
 
@@ -92,3 +102,78 @@ def test_double_checkpoint_falls_back_on_oserror_only(children, tmp_path):
     # weights of save 3 with save 2's metadata: nothing fails, so the .bkp is not looked at
     verdict, _ = _kill_at_open(ref, METADATA)
     assert verdict.outcome.value == "silent" and "backup/epoch" in verdict.detail, verdict.detail
+
+
+def _set_env(name: str, value):
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+@pytest.fixture(scope="module")
+def tf_keras_children(tmp_path_factory):
+    """A zygote and a checker started under tf-keras. The variable is set only while they start:
+    TensorFlow reads it once, at import, and this process must stay on Keras 3."""
+    require(importlib.util.find_spec("tf_keras") is not None, "tf-keras is not installed (extra [keras2])")
+    saved = os.environ.get(LEGACY_KERAS_ENV)
+    _set_env(LEGACY_KERAS_ENV, "1")
+    try:
+        with crash_children(tmp_path_factory.mktemp("backup-k2-logs"), checker_timeout=90) as kids:
+            _set_env(LEGACY_KERAS_ENV, saved)
+            yield kids
+    finally:
+        _set_env(LEGACY_KERAS_ENV, saved)
+
+
+@pytest.mark.strace
+def test_tf_keras_backup_rolls_back_with_its_epoch(tf_keras_children, tmp_path):
+    ref = Reference(tf_keras_children, tmp_path, "keras-backup", keras="2")
+    chief = "backup/chief/"
+    # max_to_keep=1: save 3's checkpoint replaces save 2's; the epoch is a variable inside it
+    assert sorted(ref.rec.base.files) == [chief + "checkpoint", chief + "ckpt-2.data-00000-of-00001",
+                                          chief + "ckpt-2.index"], sorted(ref.rec.base.files)
+    assert sorted(ref.rec.final.files) == [chief + "checkpoint", chief + "ckpt-3.data-00000-of-00001",
+                                           chief + "ckpt-3.index"], sorted(ref.rec.final.files)
+    update = [p for p in ref.points if re.search(r"-> backup/chief/checkpoint\)", p.label)]
+    before = next(p for p in update if p.sig == "KILL")
+    after = next(p for p in update if p.sig == "TERM")
+
+    # killed before `checkpoint` names ckpt-3: ckpt-3 complete beside it, the restart resumes save 2
+    # (its weights and its epoch: fit goes on at epoch 2, as it should)
+    verdict, state = ref.kill_at(before)
+    assert {chief + "ckpt-2.index", chief + "ckpt-3.index"} <= set(state.image.files), sorted(state.image.files)
+    assert verdict.outcome.value == "rollback", (before.label, verdict.detail)
+    # once `checkpoint` names ckpt-3, the restart resumes save 3 with epoch 3
+    verdict, state = ref.kill_at(after)
+    assert verdict.outcome.value == "new", (after.label, verdict.detail)
+    # no kill point of the manager's save can part the epoch from its weights
+    for point in ref.points:
+        verdict, _ = ref.kill_at(point)
+        assert verdict.outcome.value in ("new", "rollback"), (point.label, verdict.detail)
+
+
+def test_tf_keras_backup_names_its_weights_and_epoch(tmp_path):
+    """The checkpoint's keys map back to the model's names and the epoch (used when a restore
+    raises, to say what is missing); the loop's own state (optimizer, counters) is left out."""
+    import json
+    import subprocess
+    import sys
+
+    require(importlib.util.find_spec("tf_keras") is not None, "tf-keras is not installed (extra [keras2])")
+    code = ("import json, sys\n"
+            "from harness.faults.target import CrashTarget\n"
+            "from harness.specs import GraphSpec\n"
+            "a = CrashTarget('keras-backup', GraphSpec(n_vars=6, state_bytes=4096), keras='2').make_adapter()\n"
+            "a.init(1)\n"
+            "a.save(sys.argv[1])\n"
+            "held = a.checkpoint_names(a.latest(sys.argv[1]))\n"
+            "print(json.dumps({'held': sorted(held), 'model': sorted(a.expected_names()),\n"
+            "                  'chief': sorted(__import__('os').listdir(sys.argv[1] + '/backup/chief'))}))\n")
+    env = {**os.environ, LEGACY_KERAS_ENV: "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env,
+                       timeout=300, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert "ckpt-1.index" in got["chief"], got
+    assert got["held"] == got["model"] and "backup/epoch" in got["held"], got

@@ -59,13 +59,13 @@ def test_kill_point_specs_name_the_call_strace_really_stops():
 class Reference:
     """A traced save 3 of one API, its kill points, and a way to kill a fresh trial at one."""
 
-    def __init__(self, children, tmp_path, api: str):
+    def __init__(self, children, tmp_path, api: str, keras: str | None = None):
         from harness.faults import kill
         from harness.faults.record import record_save
         from harness.faults.target import CrashTarget
 
         self.children, self.tmp = children, tmp_path
-        self.target = CrashTarget(api, SPEC)
+        self.target = CrashTarget(api, SPEC) if keras is None else CrashTarget(api, SPEC, keras=keras)
         self.manifests = str(tmp_path / "manifests")
         self.rec = record_save(children[0], self.target, str(tmp_path / "reference"), self.manifests)
         self.points, self.notes = kill.event_points(self.rec)

@@ -207,7 +207,7 @@ def test_data_shards_without_their_index_are_orphans():
 
 @pytest.mark.parametrize("args,needle", [
     (["crash", "--mode", "kill", "--api", "tf2-restore-on-create"], "does not support api"),
-    (["crash", "--mode", "kill", "--api", "keras-backup", "--keras", "2"], "Keras 3 target"),
+    (["crash", "--mode", "kill", "--api", "keras-backup-double", "--keras", "2"], "Keras 3 target"),
     (["crash", "--mode", "kill", "--size", "0"], "size"),
     (["crash", "--mode", "kill", "--trials", "0"], "--trials"),
     (["crash", "--mode", "kill", "--model", "power"], "--model"),

@@ -38,9 +38,8 @@ _SUFFIXES = {"keras-weights": ".weights.h5", "keras-model": ".keras", "keras-mod
 _BACKUP_APIS = ("keras-backup", "keras-backup-double")
 _BACKUP_DIR = "backup"
 
-# targets that exist under Keras 3 only: tf-keras's BackupAndRestore keeps its state in a TF
-# checkpoint of its own, which these targets do not model
-KERAS3_ONLY = _BACKUP_APIS
+# targets that exist under Keras 3 only: tf-keras's BackupAndRestore has no double_checkpoint
+KERAS3_ONLY = ("keras-backup-double",)
 
 
 # mutate damages TF bundle files (index, data shards, `checkpoint`) and rewrites them with SaveV2

@@ -36,8 +36,8 @@ def config_from_args(args):
             if api not in CRASH_APIS:
                 raise UsageError(f"crash does not support api {api!r}; choose from {', '.join(CRASH_APIS)}")
             if getattr(args, "keras", None) == "2" and api in KERAS3_ONLY:
-                raise UsageError(f"{api} is a Keras 3 target (tf-keras's BackupAndRestore keeps its state "
-                                 "in a TF checkpoint, not modelled here); drop --keras 2")
+                raise UsageError(f"{api} is a Keras 3 target (tf-keras's BackupAndRestore has no "
+                                 "double_checkpoint); drop --keras 2")
             if args.mode == "mutate" and api not in MUTATE_APIS:
                 raise UsageError(f"--mode mutate damages TF checkpoint bundles; {api} is not one (use kill, "
                                  f"diskfull or trace, or mutate with {', '.join(MUTATE_APIS)})")

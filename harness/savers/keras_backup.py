@@ -15,8 +15,14 @@ start at (`model._initial_epoch or initial_epoch`, initial_epoch 0).
 That epoch is judged with the weights: the adapter reports it as one more value,
 `backup/epoch` (an int64 scalar: the generation the epoch implies), so a restore that gives the
 weights of one save and the epoch of another equals no completed save (`silent`: training goes
-on and repeats or skips an epoch). Keras 3 only: tf-keras's callback keeps its state in a
-tf.train checkpoint of its own, which this adapter does not model.
+on and repeats or skips an epoch).
+
+Under tf-keras (`--keras 2`) the same callback keeps something else: a tf.train checkpoint of
+the model, the optimizer and the epoch (`ckpt_saved_epoch`), written by a CheckpointManager with
+`max_to_keep=1` into `<backup_dir>/chief/`. Restore is again what a restarted `fit` does: a fresh
+callback's `on_train_begin` (`restore_or_initialize`), then the epoch tf-keras's fit asks the
+training state for (`maybe_load_initial_counters_from_ckpt`). tf-keras has no
+`double_checkpoint`, so keras-backup-double stays a Keras 3 target.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from .keras_weights import KerasWeights, names_from_h5
 BACKUP_DIR = "backup"            # the callback's backup_dir, inside the crash target's directory
 WEIGHTS = "latest.weights.h5"     # Keras 3's names for the files it writes there
 METADATA = "training_metadata.json"
+CHIEF = "chief"                   # tf-keras: its CheckpointManager's folder in the backup directory
 EPOCH = "backup/epoch"            # the pseudo-value: the epoch a restarted fit resumes at
 _NO_EPOCH = -1                    # after poison(): equals no save's epoch
 
@@ -49,9 +56,10 @@ class KerasBackup(KerasWeights):
     def build(self) -> None:
         from ..tfenv import legacy_keras
 
-        if legacy_keras():
-            raise UsageError(f"{self.api} supports Keras 3 only (tf-keras's BackupAndRestore keeps a "
-                             f"tf.train checkpoint instead); drop --keras 2 for this target")
+        self.legacy = legacy_keras()
+        if self.legacy and self.double_checkpoint:
+            raise UsageError(f"{self.api} needs Keras 3 (tf-keras's BackupAndRestore has no "
+                             f"double_checkpoint); drop --keras 2 for this target")
         super().build()
         # fit needs a compiled model; plain SGD, whose state the backup (weights only) does not hold
         self.model.compile(optimizer="sgd", loss="mse")
@@ -76,7 +84,10 @@ class KerasBackup(KerasWeights):
     def _new_callback(self, backup_dir: str):
         import tensorflow as tf
 
-        cb = tf.keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=self.double_checkpoint)
+        if self.legacy:
+            cb = tf.keras.callbacks.BackupAndRestore(backup_dir)
+        else:
+            cb = tf.keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=self.double_checkpoint)
         cb.set_model(self.model)
         return cb
 
@@ -93,23 +104,40 @@ class KerasBackup(KerasWeights):
         cb.on_epoch_end(epoch, logs={"loss": 1.0 / (epoch + 1)})
         t = time.perf_counter() - t0
         self._epoch = epoch + 1
-        files = sorted(os.path.join(backup_dir, f) for f in os.listdir(backup_dir))
+        files = sorted(os.path.join(d, f) for d, _dirs, names in os.walk(backup_dir) for f in names)
         return SaveResult(backup_dir, files, t, t)
 
     def latest(self, directory: str):
         """The backup directory when a restarted fit would load something from it (else it
         trains from scratch: no checkpoint found)."""
         d = os.path.join(directory, BACKUP_DIR)
+        if self.legacy:
+            import tensorflow as tf
+
+            if not os.path.isdir(os.path.join(d, CHIEF)):
+                return None
+            try:   # what the manager in a restarted fit finds; None: it trains from scratch
+                found = tf.train.latest_checkpoint(os.path.join(d, CHIEF))
+            except Exception:   # e.g. a damaged `checkpoint` file: the restarted fit raises it
+                return d
+            return d if found else None
         return d if any(os.path.exists(os.path.join(d, f)) for f in (WEIGHTS, METADATA)) else None
 
     def restore(self, path: str) -> None:
         cb = self._new_callback(path)
         self.model._initial_epoch = None
         cb.on_train_begin(logs={})   # raises what a restarted fit raises
+        if self.legacy:
+            # tf-keras's fit asks the training state (steps_per_epoch does not matter for epoch saves)
+            epoch, _step = self.model._training_state.maybe_load_initial_counters_from_ckpt(1, 0, "train")
+            self._resume = int(epoch)
+            return
         # fit's own rule: `initial_epoch = self._initial_epoch or initial_epoch`, initial_epoch=0
         self._resume = int(self.model._initial_epoch or 0)
 
     def checkpoint_names(self, path: str):
+        if self.legacy:
+            return self._tf_checkpoint_names(path)
         import h5py
 
         out = {}
@@ -124,6 +152,35 @@ class KerasBackup(KerasWeights):
                     out[EPOCH] = ((), "int64")
         except (OSError, ValueError, AttributeError):
             pass
+        return out
+
+
+    # tf-keras's checkpoint also holds the training loop's own state, which the judge leaves out
+    _NOT_JUDGED = ("save_counter", "ckpt_saved_batch", "train_counter", "model/optimizer")
+
+    def _tf_checkpoint_names(self, path: str):
+        """Logical names in tf-keras's backup checkpoint: the model's weights by their object
+        path (`model/root/<scope>/<leaf>`, the logical name itself) and the epoch."""
+        import tensorflow as tf
+
+        prefix = tf.train.latest_checkpoint(os.path.join(path, CHIEF))
+        if prefix is None:
+            return {}
+        reader = tf.train.load_checkpoint(prefix)
+        dtypes = reader.get_variable_to_dtype_map()
+        out = {}
+        for key, shape in reader.get_variable_to_shape_map().items():
+            obj = key.split("/.ATTRIBUTES/")[0]
+            if key == "_CHECKPOINTABLE_OBJECT_GRAPH" or any(obj == n or obj.startswith(n + "/")
+                                                             for n in self._NOT_JUDGED):
+                continue
+            dtype = dtypes[key].name
+            if obj == "ckpt_saved_epoch":
+                out[EPOCH] = (tuple(shape), dtype)
+            elif obj.startswith("model/root/") and obj[len("model/root/"):] in self.vars:
+                out[obj[len("model/root/"):]] = (tuple(shape), dtype)
+            else:
+                out["?" + key] = (tuple(shape), dtype)
         return out
 
 
