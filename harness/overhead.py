@@ -41,13 +41,18 @@ def _env() -> dict:
 
 
 def run_bare(size: str, n_vars: int, repeats: int, workdir: str, *, read: bool = False,
-             shape_mix: str = "mixed", script: str | None = None, timeout: float = 3600) -> dict:
-    """One bare process; its JSON (build_s, init_s, write_s, read_s lists and more)."""
+             rebuild: bool = False, shape_mix: str = "mixed", script: str | None = None,
+             timeout: float = 3600) -> dict:
+    """One bare process; its JSON (build_s, init_s, write_s, read_s lists and more).
+
+    rebuild: a new model every repeat, as the harness builds one per repeat.
+    """
     script = script or BARE_SCRIPT
     if not os.path.exists(script):
         raise FileNotFoundError(f"bare script not found: {script}")
     cmd = [sys.executable, script, "--vars", str(n_vars), "--size", size, "--repeats", str(repeats),
-           "--dir", workdir, "--shape-mix", shape_mix] + (["--read"] if read else [])
+           "--dir", workdir, "--shape-mix", shape_mix] + (["--read"] if read else []) \
+        + (["--rebuild"] if rebuild else [])
     p = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=timeout)
     if p.returncode != 0:
         raise RuntimeError(f"bare script failed (exit {p.returncode}): {p.stderr.strip()[-1500:]}")

@@ -41,14 +41,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from harness.overhead import BARE_KEY, BARE_SCRIPT, harness_seconds, run_bare, run_harness  # noqa: E402
+from harness.overhead import BARE_KEY, harness_seconds, run_bare, run_harness  # noqa: E402
 
 PHASES = ["build", "init", "save", "restore_warm"]
 
@@ -61,7 +60,7 @@ def one_pair(size: str, n_vars: int, workdir: str, bare_first: bool, warm_up: bo
         os.sync()  # the other side's checkpoint is flushed here, in neither side's time
         t0 = time.perf_counter()
         if who == "bare" and warm_up:
-            got[who] = _bare_rebuilding(size, n_vars, repeats, workdir)
+            got[who] = run_bare(size, n_vars, repeats, workdir, read=True, rebuild=True, timeout=7200)
         elif who == "bare":
             got[who] = run_bare(size, n_vars, repeats, workdir, read=True)
         else:
@@ -85,17 +84,6 @@ def one_pair(size: str, n_vars: int, workdir: str, bare_first: bool, warm_up: bo
                              if e.get("step") == "fingerprint"][last]
     pair["verify_s"] = harness_seconds(harness, "verify")[0][last]
     return pair
-
-
-def _bare_rebuilding(size: str, n_vars: int, repeats: int, workdir: str) -> dict:
-    """The bare script with --read --rebuild: a new model every round, as the harness's."""
-    cmd = [sys.executable, BARE_SCRIPT, "--vars", str(n_vars), "--size", size, "--repeats", str(repeats),
-           "--dir", workdir, "--read", "--rebuild"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-                       timeout=7200)
-    if p.returncode != 0:
-        raise RuntimeError(f"bare script failed (exit {p.returncode}): {p.stderr.strip()[-1500:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def summarize(pairs: list[dict]) -> list[dict]:
