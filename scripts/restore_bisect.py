@@ -1,0 +1,138 @@
+"""Which of the harness's steps around a restore make the next round's restore slower.
+
+  python scripts/restore_bisect.py [--vars 100000] [--size 512MiB] [--rounds 2]
+                                   [--skip fingerprint,durable,verify,cold,sampler] [--gc-before-restore]
+
+One process, one tf2-checkpoint ScenarioSession, `--rounds` rounds in the
+order harness/phases.py runs a repeat: build (dropping the previous model),
+init, fingerprints (the manifest), save, fsync (durable), manifest file,
+poison + os.sync, the timed restore call inside a telemetry Sampler, verify,
+then a cold restore and its verify and the timed verify. `--skip` leaves
+steps out: with all five skipped a round is what scripts/bare_save.py
+--read --rebuild does (build, init, save, zero, read). Printed per round:
+the restore call's wall and CPU seconds, how long Python's cyclic collector
+ran inside it (gc.callbacks) and how many collections of each generation,
+and the objects the collector tracks just before it.
+
+Why: at 100,000 variables the harness's restore call ran 15-22 % longer
+than the bare script's in a process's second round (docs/benchmarks.md),
+while a session that only saves and reads reads as fast as the bare
+script (scripts/first_restore.py). Running this once per --skip set, each
+in its own process, bisects the steps of the round before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+STEPS = ("fingerprint", "durable", "verify", "cold", "sampler")
+
+
+class GcClock:
+    """Seconds Python's cyclic collector runs, and collections per generation, while on."""
+
+    def __init__(self):
+        self.on, self.seconds, self.counts, self._t0 = False, 0.0, [0, 0, 0], None
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase, info):
+        if not self.on:
+            return
+        if phase == "start":
+            self._t0 = time.perf_counter()
+        elif self._t0 is not None:
+            self.seconds += time.perf_counter() - self._t0
+            self.counts[info["generation"]] += 1
+            self._t0 = None
+
+    def reset(self):
+        self.seconds, self.counts = 0.0, [0, 0, 0]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--vars", type=int, default=100_000)
+    p.add_argument("--size", default="512MiB")
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--skip", default="", help=f"comma-separated steps to leave out: {', '.join(STEPS)}")
+    p.add_argument("--gc-before-restore", action="store_true", help="gc.collect() before each timed restore")
+    p.add_argument("--dir", default=None, help="where checkpoints are written [a temp dir]")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    skip = {s for s in a.skip.split(",") if s}
+    if skip - set(STEPS) or a.rounds < 1:
+        print(f"restore_bisect: --skip takes {', '.join(STEPS)}; --rounds at least 1", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from harness.session import Scenario, ScenarioSession
+    from harness.specs import GraphSpec
+    from harness.telemetry.sampler import Sampler
+    from harness.units import parse_size
+
+    spec = GraphSpec(n_vars=a.vars, state_bytes=parse_size(a.size))
+    session = ScenarioSession(Scenario("tf2-checkpoint", spec=spec),
+                              tempfile.mkdtemp(prefix="restore-bisect-", dir=a.dir))
+    sampler = Sampler()
+    clock = GcClock()
+    rounds = []
+    try:
+        for r in range(a.rounds):
+            session.build()
+            session.init()
+            if "fingerprint" not in skip:
+                session.record_manifest()
+            session.prepare_save()
+            session.save_call()
+            if "durable" not in skip:
+                session.make_durable()
+            if "fingerprint" not in skip:
+                session.write_manifest()
+            session.prepare_restore(cold=False)
+            if a.gc_before_restore:
+                gc.collect()
+            tracked = len(gc.get_objects())
+            clock.reset()
+            if "sampler" not in skip:
+                sampler.start()
+            clock.on = True
+            c0, t0 = time.process_time(), time.perf_counter()
+            session.restore_call()
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            clock.on = False
+            if "sampler" not in skip:
+                sampler.stop()
+            row = {"round": r + 1, "restore_s": wall, "restore_cpu_s": cpu, "gc_s": clock.seconds,
+                   "gc_collections": list(clock.counts), "gc_tracked_before": tracked}
+            if "verify" not in skip:
+                row["outcome"] = session.verify().outcome.value
+            if "cold" not in skip:
+                session.prepare_restore(cold=True)
+                session.restore_call()
+                if "verify" not in skip:
+                    session.verify()
+            if "verify" not in skip:
+                session.verify()
+            rounds.append(row)
+            if not a.json:
+                print(f"round {r + 1}: restore {wall:7.2f} s (cpu {cpu:7.2f} s), gc {clock.seconds:6.2f} s "
+                      f"in {clock.counts} collections, {tracked} objects tracked before"
+                      + (f", {row['outcome']}" if "outcome" in row else ""), flush=True)
+    finally:
+        session.close()
+    if a.json:
+        print(json.dumps({"vars": a.vars, "size": a.size, "skip": sorted(skip),
+                          "gc_before_restore": a.gc_before_restore, "rounds": rounds}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
