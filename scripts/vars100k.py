@@ -59,10 +59,9 @@ def one_pair(size: str, n_vars: int, workdir: str, bare_first: bool, warm_up: bo
     for who in (("bare", "harness") if bare_first else ("harness", "bare")):
         os.sync()  # the other side's checkpoint is flushed here, in neither side's time
         t0 = time.perf_counter()
-        if who == "bare" and warm_up:
-            got[who] = run_bare(size, n_vars, repeats, workdir, read=True, rebuild=True, timeout=7200)
-        elif who == "bare":
-            got[who] = run_bare(size, n_vars, repeats, workdir, read=True)
+        if who == "bare":
+            got[who] = run_bare(size, n_vars, repeats, workdir, read=True, rebuild=warm_up,
+                                timeout=7200 if warm_up else 3600)
         else:
             # warmup=False: no untimed round; its repeats are its rounds, as the bare script's
             got[who] = run_harness(size, n_vars, repeats, workdir, warmup=False)
