@@ -2,6 +2,7 @@
 
   python scripts/restore_bisect.py [--vars 100000] [--size 512MiB] [--rounds 2]
                                    [--skip fingerprint,durable,verify,cold,sampler] [--gc-before-restore]
+  python scripts/restore_bisect.py --run-scenario [--no-roofline] [--vars ...] [--size ...] [--rounds 2]
 
 One process, one tf2-checkpoint ScenarioSession, `--rounds` rounds in the
 order harness/phases.py runs a repeat: build (dropping the previous model),
@@ -19,6 +20,13 @@ than the bare script's in a process's second round (docs/benchmarks.md),
 while a session that only saves and reads reads as fast as the bare
 script (scripts/first_restore.py). Running this once per --skip set, each
 in its own process, bisects the steps of the round before.
+
+With --run-scenario the rounds are harness/phases.run_scenario itself
+(`--rounds` repeats, no warm-up round: what scripts/vars100k.py's harness
+process runs), in this process, with the same clocks around each timed
+restore call; --no-roofline replaces the disk roofline measured at its
+start (a write, a durable write, a warm and a cold read of the state's
+size, per repeat) with zeros, to see whether it slows the restores after it.
 """
 
 from __future__ import annotations
@@ -66,12 +74,16 @@ def main(argv=None) -> int:
     p.add_argument("--gc-before-restore", action="store_true", help="gc.collect() before each timed restore")
     p.add_argument("--dir", default=None, help="where checkpoints are written [a temp dir]")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--run-scenario", action="store_true", help="time harness.phases.run_scenario's restores")
+    p.add_argument("--no-roofline", action="store_true", help="with --run-scenario: skip the roofline")
     a = p.parse_args(argv)
     skip = {s for s in a.skip.split(",") if s}
     if skip - set(STEPS) or a.rounds < 1:
         print(f"restore_bisect: --skip takes {', '.join(STEPS)}; --rounds at least 1", file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if a.run_scenario:
+        return _run_scenario(a)
 
     from harness.session import Scenario, ScenarioSession
     from harness.specs import GraphSpec
@@ -131,6 +143,52 @@ def main(argv=None) -> int:
     if a.json:
         print(json.dumps({"vars": a.vars, "size": a.size, "skip": sorted(skip),
                           "gc_before_restore": a.gc_before_restore, "rounds": rounds}))
+    return 0
+
+
+def _run_scenario(a) -> int:
+    """run_scenario's own rounds, each timed restore call clocked as in main()."""
+    from harness.phases import run_scenario
+    from harness.session import Scenario, ScenarioSession
+    from harness.specs import GraphSpec
+    from harness.units import parse_size
+
+    clock = GcClock()
+    calls = []
+    restore_call = ScenarioSession.restore_call
+
+    def clocked_restore_call(self):
+        tracked = len(gc.get_objects())
+        clock.reset()
+        clock.on = True
+        c0, t0 = time.process_time(), time.perf_counter()
+        try:
+            return restore_call(self)
+        finally:
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            clock.on = False
+            calls.append({"restore_s": wall, "restore_cpu_s": cpu, "gc_s": clock.seconds,
+                          "gc_collections": list(clock.counts), "gc_tracked_before": tracked})
+
+    ScenarioSession.restore_call = clocked_restore_call
+    if a.no_roofline:
+        ScenarioSession.roofline = lambda self: dict.fromkeys(
+            ("raw_write", "raw_write_durable", "raw_read_warm", "raw_read_cold"), 0.0)
+    spec = GraphSpec(n_vars=a.vars, state_bytes=parse_size(a.size))
+    work = tempfile.mkdtemp(prefix="restore-bisect-", dir=a.dir)
+    rows = run_scenario(Scenario("tf2-checkpoint", spec=spec), os.path.join(work, "ckpt"), a.rounds,
+                        warmup=False)
+    os.rmdir(work)
+    phases = [r["phase"] for r in rows if r["phase"] in ("restore_warm", "restore_cold")]
+    out = [dict(c, phase=ph, round=i // 2 + 1) for i, (c, ph) in enumerate(zip(calls, phases))]
+    if a.json:
+        print(json.dumps({"vars": a.vars, "size": a.size, "run_scenario": True,
+                          "roofline": not a.no_roofline, "calls": out}))
+    else:
+        for c in out:
+            print(f"round {c['round']} {c['phase']}: restore {c['restore_s']:7.2f} s (cpu {c['restore_cpu_s']:7.2f} s), "
+                  f"gc {c['gc_s']:6.2f} s in {c['gc_collections']} collections, "
+                  f"{c['gc_tracked_before']} objects tracked before", flush=True)
     return 0
 
 
