@@ -48,7 +48,8 @@ def fs_used(root: str) -> int:
     return (st.f_blocks - st.f_bfree) * st.f_frsize
 
 
-def disk_used(root: str) -> int:
+def disk_used(root: str, listing: list | None = None) -> int:
+    """Allocated bytes under root, each inode once; `listing` gets (bytes, links, path) per inode."""
     seen, total = set(), 0
     for dirpath, _dirs, files in os.walk(root):
         for f in files:
@@ -59,6 +60,8 @@ def disk_used(root: str) -> int:
             if (st.st_dev, st.st_ino) not in seen:
                 seen.add((st.st_dev, st.st_ino))
                 total += st.st_blocks * 512
+                if listing is not None:
+                    listing.append((st.st_blocks * 512, st.st_nlink, os.path.relpath(os.path.join(dirpath, f), root)))
     return total
 
 
@@ -70,6 +73,7 @@ class Watch(threading.Thread):
         self.campaign_rss = self.max_rss = self.sum_rss = self.disk = self.fs_growth = 0
         self.fs_start = fs_used(root)
         self.max_rss_cmd = ""
+        self.peak_listing = []
 
     def run(self):
         try:
@@ -93,7 +97,10 @@ class Watch(threading.Thread):
                 except psutil.Error:
                     pass
             self.sum_rss = max(self.sum_rss, total)
-            self.disk = max(self.disk, disk_used(self.root))
+            listing = []
+            disk = disk_used(self.root, listing)
+            if disk > self.disk:   # what held the disk at its peak: the largest inodes
+                self.disk, self.peak_listing = disk, sorted(listing, reverse=True)[:8]
             self.fs_growth = max(self.fs_growth, fs_used(self.root) - self.fs_start)
 
 
@@ -134,7 +141,7 @@ def run_case(case: str, python: str, keep: str | None) -> dict:
                 "outcomes": per["outcomes"], "wall_seconds": round(wall, 1),
                 "campaign_peak_rss": watch.campaign_rss, "max_process_rss": watch.max_rss,
                 "max_process": watch.max_rss_cmd, "sum_rss": watch.sum_rss,
-                "peak_disk": watch.disk, "rss_over_checkpoint": round(watch.max_rss / ckpt, 2),
+                "peak_disk": watch.disk, "peak_disk_largest": [[b, n, p] for b, n, p in watch.peak_listing], "rss_over_checkpoint": round(watch.max_rss / ckpt, 2),
                 "campaign_rss_over_checkpoint": round(watch.campaign_rss / ckpt, 3),
                 "disk_over_checkpoint": round(watch.disk / ckpt, 2),
                 "peak_fs_growth": watch.fs_growth, "fs_growth_over_checkpoint": round(watch.fs_growth / ckpt, 2),
