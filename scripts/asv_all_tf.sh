@@ -37,6 +37,7 @@ asv run HEAD^! --machine "$machine" --show-stderr "$@"
 only="$(mktemp -d)"
 trap 'rm -rf "$only"' EXIT
 ln -s "$repo/results/asv/$machine" "$only/$machine"
+ln -s "$repo/results/asv/benchmarks.json" "$only/benchmarks.json"   # the parameters' names
 {
     echo "# ckpt-harness compare-tf of results/asv/$machine ($cpu, $cores cores)"
     echo "# benchmarked commit $commit, $(date -u +%Y-%m-%dT%H:%MZ), by scripts/asv_all_tf.sh"
