@@ -64,6 +64,21 @@ class GcClock:
     def reset(self):
         self.seconds, self.counts = 0.0, [0, 0, 0]
 
+    def measure(self, fn) -> tuple[object, dict]:
+        """fn()'s result, and its wall and CPU seconds, the collector's time and collections
+        inside it, and the objects tracked just before it."""
+        tracked = len(gc.get_objects())
+        self.reset()
+        self.on = True
+        c0, t0 = time.process_time(), time.perf_counter()
+        try:
+            out = fn()
+        finally:
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            self.on = False
+        return out, {"restore_s": wall, "restore_cpu_s": cpu, "gc_s": self.seconds,
+                     "gc_collections": list(self.counts), "gc_tracked_before": tracked}
+
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -111,19 +126,12 @@ def main(argv=None) -> int:
             session.prepare_restore(cold=False)
             if a.gc_before_restore:
                 gc.collect()
-            tracked = len(gc.get_objects())
-            clock.reset()
             if "sampler" not in skip:
                 sampler.start()
-            clock.on = True
-            c0, t0 = time.process_time(), time.perf_counter()
-            session.restore_call()
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            clock.on = False
+            _, figures = clock.measure(session.restore_call)
             if "sampler" not in skip:
                 sampler.stop()
-            row = {"round": r + 1, "restore_s": wall, "restore_cpu_s": cpu, "gc_s": clock.seconds,
-                   "gc_collections": list(clock.counts), "gc_tracked_before": tracked}
+            row = dict(round=r + 1, **figures)
             if "verify" not in skip:
                 row["outcome"] = session.verify().outcome.value
             if "cold" not in skip:
@@ -135,8 +143,9 @@ def main(argv=None) -> int:
                 session.verify()
             rounds.append(row)
             if not a.json:
-                print(f"round {r + 1}: restore {wall:7.2f} s (cpu {cpu:7.2f} s), gc {clock.seconds:6.2f} s "
-                      f"in {clock.counts} collections, {tracked} objects tracked before"
+                print(f"round {r + 1}: restore {row['restore_s']:7.2f} s (cpu {row['restore_cpu_s']:7.2f} s), "
+                      f"gc {row['gc_s']:6.2f} s in {row['gc_collections']} collections, "
+                      f"{row['gc_tracked_before']} objects tracked before"
                       + (f", {row['outcome']}" if "outcome" in row else ""), flush=True)
     finally:
         session.close()
@@ -158,17 +167,9 @@ def _run_scenario(a) -> int:
     restore_call = ScenarioSession.restore_call
 
     def clocked_restore_call(self):
-        tracked = len(gc.get_objects())
-        clock.reset()
-        clock.on = True
-        c0, t0 = time.process_time(), time.perf_counter()
-        try:
-            return restore_call(self)
-        finally:
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            clock.on = False
-            calls.append({"restore_s": wall, "restore_cpu_s": cpu, "gc_s": clock.seconds,
-                          "gc_collections": list(clock.counts), "gc_tracked_before": tracked})
+        seconds, figures = clock.measure(lambda: restore_call(self))
+        calls.append(figures)
+        return seconds
 
     ScenarioSession.restore_call = clocked_restore_call
     if a.no_roofline:
