@@ -91,6 +91,7 @@ def test_double_checkpoint_falls_back_on_oserror_only(children, tmp_path):
     verdict, state = ref.kill_at(ref.point("KILL", f"before the first write of the in-place overwrite of {WEIGHTS}"))
     assert state.image.files[WEIGHTS] == b""
     assert verdict.outcome.value == "rollback", verdict.detail
+    _fallback_writes_only_into_its_own_copy(ref, state, tmp_path)
 
     # the metadata truncated, its good .bkp beside it: json's ValueError is no OSError, so the
     # fallback never runs and the restart fails
@@ -102,6 +103,35 @@ def test_double_checkpoint_falls_back_on_oserror_only(children, tmp_path):
     # weights of save 3 with save 2's metadata: nothing fails, so the .bkp is not looked at
     verdict, _ = _kill_at_open(ref, METADATA)
     assert verdict.outcome.value == "silent" and "backup/epoch" in verdict.detail, verdict.detail
+
+
+def _fallback_writes_only_into_its_own_copy(ref, state, tmp_path):
+    """The fallback above copies the .bkp files over the latest ones: it writes into the
+    state's files. A campaign hands the checker links to shared blobs (and to the recording)
+    unless apis.restore_writes says the restore writes; then it gets its own copies."""
+    from harness.faults.apis import candidate_digests, restore_writes
+    from harness.faults.state import BlobStore, check_untouched
+
+    image = state.image.relocated(str(tmp_path / f"trial-{ref.n}"))
+
+    def judge(root, private):
+        linked = BlobStore(str(tmp_path / f"blobs-{root}")).materialize(image, str(tmp_path / root), private)
+        # no digests: the checker would reuse an attempt on the same bytes, not restore again
+        no_reuse = dict.fromkeys(candidate_digests(ref.target.api, image))
+        verdict, _ = ref.children[1].check(ref.target, str(tmp_path / root), ref.manifests, no_reuse)
+        return verdict, linked
+
+    # as the campaign does it: the checker's copy is its own, nothing shared changes
+    verdict, linked = judge("campaign", restore_writes(ref.target.api))
+    assert verdict.outcome.value == "rollback", verdict.detail
+    check_untouched(linked, ref.target.api)
+    # planted: the same state as links to blobs. The two metadata files hold the same bytes,
+    # so they are one blob: the fallback's copy fails (SameFileError), which no disk does; and
+    # it has written the weights into the shared blob, which the guard reports
+    verdict, linked = judge("linked", False)
+    assert verdict.outcome.value == "lost" and "SameFileError" in verdict.detail, verdict.detail
+    with pytest.raises(RuntimeError, match="wrote into .*latest.weights.h5 in place"):
+        check_untouched(linked, ref.target.api)
 
 
 def _set_env(name: str, value):

@@ -55,6 +55,18 @@ def renames_into_place(api: str) -> bool:
     return api in _RENAMING
 
 
+# restores that may write into the checkpoint's own files: Keras 3's BackupAndRestore with
+# double_checkpoint copies the .bkp files over the latest ones when loading them fails, and a
+# user's own restore code is unknown. The checker gets its own copy of such a state; every
+# other state is hard-linked to shared blobs and the recording (BlobStore), so a write there
+# would change the bytes later states are built from.
+_RESTORE_WRITES = ("keras-backup-double", "user")
+
+
+def restore_writes(api: str) -> bool:
+    return api in _RESTORE_WRITES
+
+
 # the ways a user finds the latest checkpoint, where there is more than the adapter's own
 # (`latest()`); each state is judged through every one and the worst outcome counts
 _MANAGER_FINDERS = ("tf.train.latest_checkpoint", "CheckpointManager.latest_checkpoint")

@@ -38,7 +38,7 @@ from . import apis, cases, crashstates, diskfull, kill, mutate, strace
 from .checker import DEFAULT_TIMEOUT, Checker
 from .record import record_save, time_save
 from .saver_control import Zygote
-from .state import BlobStore, DirImage
+from .state import BlobStore, DirImage, check_untouched
 from .target import DEFAULT_K, DEFAULT_MAX_TO_KEEP, CrashTarget
 
 MODES = ("kill", "mutate", "diskfull", "trace")
@@ -311,9 +311,10 @@ class Campaign:
             seconds = 0.0
         else:
             scratch = os.path.join(self.work, "check", f"{len(self.verdicts):05d}")
-            self.blobs.materialize(state.image, scratch)
+            linked = self.blobs.materialize(state.image, scratch, private=apis.restore_writes(target.api))
             verdict, _ = self.checker.check(target, scratch, manifests,
                                             apis.candidate_digests(target.api, state.image))
+            check_untouched(linked, target.api)
             shutil.rmtree(scratch, ignore_errors=True)
             case_dir = similar = ""
             if verdict.outcome.is_failure:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from . import apis, strace
 from .content import Content, write_content
-from .state import DirImage
+from .state import DirImage, fingerprint
 
 
 @dataclass
@@ -64,7 +64,7 @@ def stash(root: str, into: str, copy: bool) -> tuple[DirImage, dict]:
             if copy:
                 raise OSError("copy")
             os.link(os.path.join(root, rel), path)
-            linked[path] = _fingerprint(path)
+            linked[path] = fingerprint(path)
         except OSError:
             write_content(data, path)
         image.files[rel] = Content.of_file(path)
@@ -75,14 +75,9 @@ def check_stash(linked: dict, k: int) -> None:
     """Raise if the save changed a hard-linked file of an earlier save in place: the states
     would be rebuilt from bytes that are no longer those the save started from."""
     for path, before in linked.items():
-        if _fingerprint(path) != before:
+        if fingerprint(path) != before:
             raise RuntimeError(f"save {k} wrote into a file of an earlier save in place ({path}); "
                                "its crash states cannot be rebuilt from the recording")
-
-
-def _fingerprint(path: str) -> tuple:
-    st = os.stat(path)
-    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def time_save(zygote, target, workdir: str, manifests: str) -> float:

@@ -81,6 +81,27 @@ class _DigestCache:
 file_digest = _DigestCache()
 
 
+def fingerprint(path: str) -> tuple:
+    """What a write into the file changes: its size or mtime (not ctime, which every new hard
+    link to the file changes)."""
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def check_untouched(linked: dict[str, tuple], api: str) -> None:
+    """Raise if a reader wrote into a file it was given as a link (BlobStore.materialize): the
+    blob or recorded file behind it changed, so the states built from it since are not what
+    was recorded. A target whose restore writes must be listed in apis.restore_writes."""
+    for path, before in linked.items():
+        try:
+            now = fingerprint(path)
+        except FileNotFoundError:   # removed or renamed away: the shared inode is untouched
+            continue
+        if now[0] == before[0] and now != before:
+            raise RuntimeError(f"the checker's restore of {api} wrote into {path} in place, a file shared "
+                               f"with the recording; its verdicts cannot be trusted (apis.restore_writes)")
+
+
 @dataclass
 class DirImage:
     files: dict = field(default_factory=dict)   # relative path -> bytes or Content
@@ -206,23 +227,33 @@ class BlobStore:
         lru.move_to_end(digest)
         return path
 
-    def materialize(self, image: DirImage, root: str) -> None:
+    def materialize(self, image: DirImage, root: str, private: bool = False) -> dict[str, tuple]:
+        """Write `image` into `root` for a reader. Returns {path: fingerprint} of the files that
+        are links (to a blob or to the recording), for `check_untouched` after the reader ran.
+        `private`: every file is the reader's own copy, for a reader that may write into them."""
+        if private:
+            image.materialize(root)
+            return {}
         os.makedirs(root, exist_ok=True)
         for d in sorted(image.dirs, key=len):
             os.makedirs(os.path.join(root, d), exist_ok=True)
+        linked = {}
         for rel, data in image.files.items():
             path = os.path.join(root, rel)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             if isinstance(data, Content) and (data.whole_source() or data.all_zeros()):
                 write_content(data, path, link=True)
-                continue
-            blob = self._blob(data)
-            try:
-                os.link(blob, path)
-            except OSError:  # a file system without hard links: copy
-                shutil.copyfile(blob, path)
+            else:
+                blob = self._blob(data)
+                try:
+                    os.link(blob, path)
+                except OSError:  # a file system without hard links: copy
+                    shutil.copyfile(blob, path)
+            if os.stat(path).st_nlink > 1:
+                linked[path] = fingerprint(path)
         self._evict(self.used, self.keep)
         self._evict(self.large, self.keep_large)
+        return linked
 
     def _evict(self, lru: OrderedDict, keep: int) -> None:
         while len(lru) > max(0, keep):
