@@ -71,11 +71,16 @@ class ScenarioSession:
         self._next_dir = None
 
     # -- phases ----------------------------------------------------------------
-    def build(self) -> float:
-        """Create the model (zero-filled variables); a previous model is dropped first."""
+    def release(self) -> None:
+        """Drop the model (its adapter closed first). TensorFlow frees each variable here:
+        about 4 s at 100,000 variables, which is no part of building the next model."""
         if self.adapter is not None:
             self.adapter.close()
             self.adapter = None
+
+    def build(self) -> float:
+        """Create the model (zero-filled variables); a previous model is dropped first."""
+        self.release()
         cls = get_adapter(self.scenario.api)
         spec = self.scenario.spec
         t0 = time.perf_counter()
