@@ -164,14 +164,20 @@ class ScenarioSession:
         return time.perf_counter() - t0
 
     # A restore likewise: prepare_restore (untimed), restore_call (timed).
-    def prepare_restore(self, cold: bool = False, sync: bool = True) -> None:
+    def prepare_restore(self, cold: bool = False, sync: bool = True, poison: bool = True) -> None:
         """Overwrite the live state (so a restore that writes nothing cannot pass), flush
-        dirty pages, and for a cold restore evict the checkpoint from the page cache."""
-        self.adapter.poison()
+        dirty pages, and for a cold restore evict the checkpoint from the page cache.
+        `poison=False`: the caller has overwritten the state itself (`poison()`)."""
+        if poison:
+            self.poison()
         if sync:
             os.sync()
         if cold:
             drop_cache(self.last_save.files)
+
+    def poison(self) -> None:
+        """The oracle's guard before a restore: overwrite every live variable."""
+        self.adapter.poison()
 
     def restore_call(self) -> float:
         """The timed part: the API's own restore call; returns its seconds."""

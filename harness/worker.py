@@ -9,7 +9,8 @@ it cleanly on Ctrl-C, SIGTERM or a timeout.
 Messages (JSON lines on the socket FD; stdout and stderr are the log file):
   {"event": "hello", "tf_version": ..., "gpus": [...], "pid": ...}   TF imported
   {"event": "phase", ...}           progress, one per timed phase
-  {"event": "oracle", ...}          the oracle's untimed fingerprinting of a state (wall_seconds)
+  {"event": "oracle", ...}          the oracle's untimed work in no phase (step "fingerprint" of a
+                                    state, "poison" before a restore; wall_seconds)
   {"event": "rows", "rows": [...]}  the finished scenario's rows
   {"event": "error", "kind": "usage"|"resource"|"internal", "message": ...}
 An error may come instead of the hello (a bad job fails before TF is imported).

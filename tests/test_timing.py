@@ -161,6 +161,27 @@ def test_worker_build_phase_leaves_out_dropping_the_previous_model(tmp_path, mon
     assert builds[1]["wall_seconds"] - builds[1]["seconds"] < slow, builds
 
 
+def test_worker_restore_phase_leaves_out_the_oracles_poisoning(tmp_path, monkeypatch):
+    """Poisoning is the oracle's guard: reported apart as its own step, not in the restore phase."""
+    import time
+
+    from harness.phases import run_scenario
+
+    real_poison = TF2Checkpoint.poison
+    slow = 3.0   # a planted slow poisoning
+    monkeypatch.setattr(TF2Checkpoint, "poison", lambda self: (time.sleep(slow), real_poison(self))[1])
+    events = []
+    rows = run_scenario(common.scenario(*COMBO), str(tmp_path / "w"), repeats=1, progress=events.append,
+                        warmup=False)
+    for phase in ("restore_warm", "restore_cold"):
+        ev = next(e for e in events if e.get("phase") == phase and e["event"] == "phase")
+        assert ev["wall_seconds"] - ev["seconds"] < slow, ev
+        poison = next(e for e in events if e["event"] == "oracle" and e.get("phase") == phase)
+        assert poison["step"] == "poison" and poison["wall_seconds"] >= slow, poison
+        # still poisoned before the call: the restore is judged against the saved values
+        assert next(r for r in rows if r["phase"] == phase)["outcome"] == "complete"
+
+
 # -- crash-state rate: no silent change of mode ----------------------------------------
 def test_states_per_second_refuses_trace_without_strace(monkeypatch):
     from harness.faults import bench, strace
