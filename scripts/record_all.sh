@@ -7,7 +7,8 @@
 # come from the code of the submission. This runs, in this order, each recorder the
 # results name (results/README.md), and commits what each wrote before the next starts:
 #   asv          scripts/asv_all_tf.sh (TF 2.16-2.21; about 55 min on the 2-core VM)
-#   crash        scripts/crash_matrix.py --trials 12 --timeout 420 (about 8 min)
+#   crash        scripts/crash_matrix.py --trials 12 --timeout 420 (about 8 min), then
+#                scripts/replay_cases.py on the cases it kept (about 5 min; commits nothing)
 #   catalog      scripts/catalog_all_tf.sh (TF 2.17.1, 2.19.1, 2.21.0)
 #   distributed  scripts/distributed_matrix.py, then --tf-defaults (about 35 min)
 # The first commit it makes sits on the code commit, so every later recorder runs on a tree
@@ -56,6 +57,8 @@ if wants crash; then
     step crash
     matrix python scripts/crash_matrix.py --trials 12 --timeout 420
     commit results/crash "Crash matrix"
+    step replay   # every kept case, judged again from its own folder: does it say what it recorded?
+    python scripts/replay_cases.py || echo "record_all: a kept crash case does not replay as recorded (above)" >&2
 fi
 if wants catalog; then
     step catalog

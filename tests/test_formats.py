@@ -218,7 +218,16 @@ def test_compare_tf_refuses_an_unknown_benchmarks_json_version(asv_copy, cli):
 def test_replay_reads_a_case_of_today(case, cli):
     proc = cli("replay", str(case), timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "same as recorded" in proc.stdout
+    assert "(same as recorded)" in proc.stdout and "recorded detail" not in proc.stdout
+
+
+def test_replay_says_when_only_the_detail_differs(case, cli):
+    """The outcome decides the exit code, but a cause that changed is shown, not hidden."""
+    _edit_json(case / "case.json", detail="a cause this state does not have")
+    proc = cli("replay", str(case), timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "(same outcome as recorded, another detail)" in proc.stdout, proc.stdout
+    assert "recorded detail: a cause this state does not have" in proc.stdout, proc.stdout
 
 
 @pytest.mark.parametrize("version, words", [

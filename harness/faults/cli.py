@@ -109,10 +109,13 @@ def replay_main(args) -> int:
     verdict, case = replay(args.case_dir)
     recorded = case["outcome"]
     same = verdict.outcome.value == recorded
-    print(f"replayed {args.case_dir}: {verdict.outcome.value} "
-          f"({'same as recorded' if same else 'DIFFERENT from the recorded ' + recorded})")
+    # the outcome decides; a detail that differs (another error, another cause) is said too
+    same_detail = verdict.detail == case.get("detail", "")
+    status = ("same as recorded" if same and same_detail else
+              "same outcome as recorded, another detail" if same else "DIFFERENT from the recorded " + recorded)
+    print(f"replayed {args.case_dir}: {verdict.outcome.value} ({status})")
     print(f"  api {case['api']}, mode {case['mode']}, model {case.get('model', '')}; fault: {case['fault']}")
     print(f"  detail: {verdict.detail}")
-    if not same:
+    if not same_detail:
         print(f"  recorded detail: {case.get('detail', '')}")
     return 0 if same else 1
