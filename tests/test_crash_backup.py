@@ -21,6 +21,7 @@ import pytest
 from conftest import crash_children, require
 from test_crash_targets import Reference
 
+from harness.faults.crashstates import Replay
 from harness.tfenv import LEGACY_KERAS_ENV
 
 WEIGHTS, METADATA = "backup/latest.weights.h5", "backup/training_metadata.json"
@@ -86,6 +87,14 @@ def test_double_checkpoint_falls_back_on_oserror_only(children, tmp_path):
     assert sorted(ref.rec.final.files) == sorted([WEIGHTS, METADATA] + bkp)
     # save 3 copies save 2's backup to .bkp before it overwrites anything
     assert all(ref.rec.final.files[b] == ref.rec.base.files[b[:-4]] for b in bkp)
+    # ... with shutil.copy, whose bytes go by sendfile: the trace counts those as writes, so a
+    # state once the copies are done has whole .bkp files (a replay blind to sendfile left
+    # them empty, and every fallback after them failed)
+    copies = [op for op in ref.rec.ops if op.call == "write" and op.path in bkp]
+    assert {op.path for op in copies} == set(bkp) and {op.syscall for op in copies} == {"sendfile"}
+    truncated = [s for s in Replay(ref.rec.base, ref.rec.ops, ref.rec.final).process_states()
+                 if s.image.files.get(WEIGHTS) == b""]
+    assert truncated and all(s.image.files[b] == ref.rec.base.files[b[:-4]] for s in truncated for b in bkp)
 
     # the weights truncated: OSError, Keras copies the .bkp files back and resumes save 2 exactly
     verdict, state = ref.kill_at(ref.point("KILL", f"before the first write of the in-place overwrite of {WEIGHTS}"))

@@ -72,7 +72,9 @@ class Reference:
         self.n = 0
 
     def point(self, sig: str, label: str):
-        found = [p for p in self.points if p.sig == sig and p.label.startswith(label)]
+        # the label up to a word's end: "... of x.h5" must not pick "... of x.h5.bkp"
+        found = [p for p in self.points if p.sig == sig and p.label.startswith(label)
+                 and p.label[len(label):][:1] in ("", " ", ",")]
         assert found, (label, [p.label for p in self.points])
         return found[0]
 

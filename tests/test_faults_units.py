@@ -71,6 +71,26 @@ def test_parse_ops_from_strace_log():
     assert ops[4].offset == 7 and ops[4].data == b"zz"
 
 
+def test_kernel_copies_are_writes_of_their_output_file():
+    """shutil.copy's sendfile and copy_file_range write the output file without a buffer in
+    the trace: each is a write of its returned size (at the output offset, if one is given),
+    and strace's "[in] => [out]" pointer argument does not swallow the arguments after it."""
+    src, bkp = ROOT + "/w.h5", ROOT + "/w.h5.bkp"
+    log = [
+        f'100 12:00:00.1 sendfile({fdp(4, bkp)}, {fdp(3, src)}, [0] => [300000], 8388608) = 300000',
+        f'100 12:00:00.2 sendfile({fdp(4, bkp)}, {fdp(3, src)}, [300000], 8388608) = 0',
+        f'100 12:00:00.3 copy_file_range({fdp(3, src)}, NULL, {fdp(5, bkp)}, [4096] => [8192], 4096, 0) = 4096',
+        f'100 12:00:00.4 copy_file_range({fdp(3, src)}, NULL, {fdp(6, ROOT + "/x")}, NULL, 100, 0) = 100',
+    ]
+    ops = strace.parse_ops(log, ROOT)
+    assert [(o.call, o.path, o.fd, o.size, o.offset, o.syscall) for o in ops] == [
+        ("write", "w.h5.bkp", 4, 300000, None, "sendfile"),    # at the file position; the EOF call is no write
+        ("write", "w.h5.bkp", 5, 4096, 4096, "copy_file_range"),
+        ("write", "x", 6, 100, None, "copy_file_range"),
+    ]
+    assert all(o.data is None for o in ops)
+
+
 def test_inject_counts_per_thread_and_syscall():
     log = [
         f'7 12:00:00.1 rename("{hx(ROOT + "/x")}", "{hx(ROOT + "/y")}") = 0',

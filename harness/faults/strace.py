@@ -27,7 +27,11 @@ from ..errors import ResourceError
 # '?' tells strace to skip names this architecture does not have (no open/rename on arm64)
 SYSCALLS = ("open", "openat", "openat2", "creat", "write", "pwrite64", "writev", "pwritev", "pwritev2",
             "rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir",
-            "truncate", "ftruncate", "fsync", "fdatasync", "sync", "syncfs", "close", "lseek")
+            "truncate", "ftruncate", "fsync", "fdatasync", "sync", "syncfs", "close", "lseek",
+            "sendfile", "sendfile64", "copy_file_range")
+# calls in which the kernel copies bytes from one file into another (Python's shutil.copy
+# uses sendfile): a write of the output file whose bytes strace never shows
+COPIES = ("sendfile", "sendfile64", "copy_file_range")
 RENAMES = ("rename", "renameat", "renameat2")
 DEFAULT_STRING_BYTES = 65536
 
@@ -202,6 +206,10 @@ def split_args(text: str) -> list[str]:
             cur.append(text[i:j + 1])
             i = j + 1
             continue
+        if text.startswith("=>", i):   # strace's "[in] => [out]" of a pointer argument
+            cur.append("=>")
+            i += 2
+            continue
         if c in "[{(<":
             depth += 1
         elif c in "]})>":
@@ -224,6 +232,12 @@ def parse_string(tok: str) -> tuple[bytes, bool]:
         return b"", False
     end = tok.rfind('"')
     return _unescape(tok[1:end]), not tok[end + 1:].startswith("...")
+
+
+def _in_value(tok: str) -> int | None:
+    """A pointer argument's value on entry: '[12] => [40]' or '[12]' -> 12; 'NULL' -> None."""
+    m = re.match(r"^\[(\d+)\]", tok.strip())
+    return int(m.group(1)) if m else None
 
 
 def parse_fd(tok: str) -> tuple[int | None, str]:
@@ -354,6 +368,14 @@ def parse_ops(lines, root: str, calls: list[RawCall] | None = None) -> list[Op]:
             if name == "pwritev2":
                 offset = int(a[3]) if a[3].lstrip("-").isdigit() else None
             add("write", rc, path, fd=fd, size=rc.ret, offset=offset, data=data)
+        elif name in COPIES:
+            # sendfile(out, in, in_offset, count); copy_file_range(in, in_offset, out, out_offset, ...)
+            out_arg, at = (a[2], _in_value(a[3])) if name == "copy_file_range" else (a[0], None)
+            fd, fpath = parse_fd(out_arg)
+            path = res.rel(fpath)
+            if path is None or not rc.ret:
+                continue
+            add("write", rc, path, fd=fd, size=rc.ret, offset=at, data=None)
         elif name in RENAMES:
             if name == "rename":
                 src, dst = res.arg_path(a[0]), res.arg_path(a[1])
