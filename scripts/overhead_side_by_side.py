@@ -1,6 +1,6 @@
 """The save time ckpt-harness reports, next to a bare TensorFlow script, in separate processes.
 
-  python scripts/overhead_side_by_side.py 64MiB 512MiB [--vars 64] [--rounds 3] [--repeats 5] [--json]
+  python scripts/overhead_side_by_side.py 64MiB 512MiB [--vars 64] [--rounds 3] [--repeats 5] [--bare-rebuild] [--json]
 
 For every size, `rounds` times and in alternating order: one bare process
 (scripts/bare_save.py: remove the previous save, os.sync(), time
@@ -15,11 +15,17 @@ call) over the bare write, the ratio of the saves' process CPU seconds
 reported/bare ratio of each round. Machine noise shows in the spread of those
 per-round ratios; `ci95` is a 95 % interval of the ratio from resampling whole
 rounds (harness.overhead.ratio_interval), so more rounds narrow it.
+
+--bare-rebuild: the bare script builds a new model before every write (its
+--rebuild), as the harness does every repeat, instead of saving one model
+again and again. Which of the two is "the same state" moves the bare write
+itself by a few per cent (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -27,7 +33,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from harness.overhead import compare_save  # noqa: E402
+from harness import overhead  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -38,10 +44,15 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=3, help="bare/harness process pairs per size [3]")
     p.add_argument("--repeats", type=int, default=5, help="timed saves per process [5]")
     p.add_argument("--dir", default=None, help="where checkpoints are written [a temp dir]")
+    p.add_argument("--bare-rebuild", action="store_true",
+                   help="the bare script builds a new model before every write, as the harness does")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     a = p.parse_args(argv)
+    if a.bare_rebuild:
+        # compare_save calls the module's run_bare: this script's choice of reference, no harness change
+        overhead.run_bare = functools.partial(overhead.run_bare, rebuild=True)
     with tempfile.TemporaryDirectory(prefix="overhead-", dir=a.dir) as workdir:
-        results = [compare_save(s, a.vars, rounds=a.rounds, repeats=a.repeats, workdir=workdir,
+        results = [overhead.compare_save(s, a.vars, rounds=a.rounds, repeats=a.repeats, workdir=workdir,
                                 shape_mix=a.shape_mix) for s in a.sizes]
     if a.json:
         print(json.dumps(results, indent=2))
