@@ -198,8 +198,11 @@ class BlobStore:
     """Materializes images with hard links to content-addressed blobs.
 
     A state differs from its neighbours in one file or two; writing every file of
-    every state would cost the whole checkpoint per state. The checker only reads,
-    so linking is safe; the most recently used blobs are kept, the rest removed.
+    every state would cost the whole checkpoint per state. Linking is safe because
+    nothing writes through a link: targets whose restore writes files get the
+    checker's own copies (`materialize(private=True)`, apis.restore_writes), and
+    check_untouched stops a campaign whose restore wrote into a linked file. The
+    most recently used blobs are kept, the rest removed.
     A large file (Content) that is a whole file on disk is linked to it, one of
     zeros is a hole written in place; any other is assembled once as a blob, and
     only the last `keep_large` of those are kept (disk: a power-loss campaign cuts

@@ -24,14 +24,13 @@ from dataclasses import dataclass, field
 
 from ..errors import ResourceError
 
-# '?' tells strace to skip names this architecture does not have (no open/rename on arm64)
-SYSCALLS = ("open", "openat", "openat2", "creat", "write", "pwrite64", "writev", "pwritev", "pwritev2",
-            "rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir",
-            "truncate", "ftruncate", "fsync", "fdatasync", "sync", "syncfs", "close", "lseek",
-            "sendfile", "sendfile64", "copy_file_range")
 # calls in which the kernel copies bytes from one file into another (Python's shutil.copy
 # uses sendfile): a write of the output file whose bytes strace never shows
 COPIES = ("sendfile", "sendfile64", "copy_file_range")
+# '?' tells strace to skip names this architecture does not have (no open/rename on arm64)
+SYSCALLS = ("open", "openat", "openat2", "creat", "write", "pwrite64", "writev", "pwritev", "pwritev2",
+            "rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir",
+            "truncate", "ftruncate", "fsync", "fdatasync", "sync", "syncfs", "close", "lseek") + COPIES
 RENAMES = ("rename", "renameat", "renameat2")
 DEFAULT_STRING_BYTES = 65536
 
