@@ -102,10 +102,12 @@ def harness_seconds(res: dict, phase: str) -> tuple[list[float], list[float]]:
 
 
 def compare_save(size: str, n_vars: int, *, rounds: int = 3, repeats: int = 5, workdir: str | None = None,
-                 shape_mix: str = "mixed", script: str | None = None) -> dict:
+                 shape_mix: str = "mixed", script: str | None = None, bare_rebuild: bool = False) -> dict:
     """Reported save and whole save phase over the bare write, medians over `rounds` process
     pairs (alternating which goes first). The bare script's first write in each process is
-    left out: it pays the one-time costs that the harness's untimed warm-up round pays."""
+    left out: it pays the one-time costs that the harness's untimed warm-up round pays.
+    bare_rebuild: the bare script builds a new model before every write, as the harness does
+    every repeat (by default it saves one model again and again)."""
     own = workdir is None
     workdir = workdir or tempfile.mkdtemp(prefix="ckpt-overhead-")
     bare, reported, wall, per_round, bare_cpu, cpu = [], [], [], [], [], []
@@ -115,7 +117,8 @@ def compare_save(size: str, n_vars: int, *, rounds: int = 3, repeats: int = 5, w
             got = {}
             for who in (("bare", "harness") if k % 2 == 0 else ("harness", "bare")):
                 if who == "bare":
-                    b = run_bare(size, n_vars, repeats + 1, workdir, shape_mix=shape_mix, script=script)
+                    b = run_bare(size, n_vars, repeats + 1, workdir, shape_mix=shape_mix, script=script,
+                                 rebuild=bare_rebuild)
                     got[who] = b["write_s"][1:]
                     bare_cpu += b["write_cpu_s"][1:]
                 else:

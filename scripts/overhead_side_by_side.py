@@ -25,7 +25,6 @@ itself by a few per cent (docs/benchmarks.md).
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
@@ -33,7 +32,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from harness import overhead  # noqa: E402
+from harness.overhead import compare_save  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -48,12 +47,9 @@ def main(argv=None) -> int:
                    help="the bare script builds a new model before every write, as the harness does")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     a = p.parse_args(argv)
-    if a.bare_rebuild:
-        # compare_save calls the module's run_bare: this script's choice of reference, no harness change
-        overhead.run_bare = functools.partial(overhead.run_bare, rebuild=True)
     with tempfile.TemporaryDirectory(prefix="overhead-", dir=a.dir) as workdir:
-        results = [overhead.compare_save(s, a.vars, rounds=a.rounds, repeats=a.repeats, workdir=workdir,
-                                shape_mix=a.shape_mix) for s in a.sizes]
+        results = [compare_save(s, a.vars, rounds=a.rounds, repeats=a.repeats, workdir=workdir,
+                                shape_mix=a.shape_mix, bare_rebuild=a.bare_rebuild) for s in a.sizes]
     if a.json:
         print(json.dumps(results, indent=2))
         return 0
