@@ -6,6 +6,7 @@ No TensorFlow here: the sampler measures the process it runs in, whatever that d
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -47,6 +48,19 @@ def test_a_spike_freed_before_the_phase_ends_is_still_its_peak():
         _touch(128 * _MIB)
         t = s.stop()
     assert t.peak_rss_bytes - base > 120 * _MIB
+
+
+def test_a_phase_cpu_time_resolves_a_few_milliseconds():
+    """A 40 ms save must not read 0.03, 0.04 or 0.05 s: Linux's /proc process times (psutil's
+    cpu_times) count 10 ms ticks, so a 3 ms phase of pure CPU would read 0 or 0.01 s."""
+    with sampler.Sampler() as s:
+        for _ in range(3):
+            s.start()
+            t0 = time.process_time()
+            while time.process_time() - t0 < 0.003:  # 3 ms of the process's CPU
+                pass
+            cpu = s.stop().cpu_seconds
+            assert 0.003 <= cpu < 0.008, cpu
 
 
 @kernel_only
