@@ -14,7 +14,7 @@ from .state import DirImage
 
 CRASH_APIS = ("tf2-manager", "tf2-checkpoint", "tf1-saver", "tf2-sharded", "keras-weights", "keras-model",
               "async-checkpoint", "savedmodel", "keras-modelcheckpoint",
-              "async-restart", "keras-backup", "keras-backup-double",
+              "async-restart", "keras-backup", "keras-backup-double", "keras-backup-batch",
               "keras-modelcheckpoint-full", "keras-modelcheckpoint-best")
 
 # adapter options for the crash target (run keeps the adapters' defaults)
@@ -35,7 +35,7 @@ _SUFFIXES = {"keras-weights": ".weights.h5", "keras-model": ".keras", "keras-mod
 
 
 # Keras BackupAndRestore targets: a checkpoint is the backup folder they write in the directory
-_BACKUP_APIS = ("keras-backup", "keras-backup-double")
+_BACKUP_APIS = ("keras-backup", "keras-backup-double", "keras-backup-batch")
 _BACKUP_DIR = "backup"
 
 # targets that exist under Keras 3 only: tf-keras's BackupAndRestore has no double_checkpoint

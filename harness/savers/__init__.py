@@ -36,6 +36,8 @@ _CRASH_ONLY = {
                      "Keras 3 BackupAndRestore epoch-end backups / a restarted fit's on_train_begin"),
     "keras-backup-double": ("keras_backup", "KerasBackupDouble",
                             "keras-backup with double_checkpoint=True (.bkp copies of the previous backup)"),
+    "keras-backup-batch": ("keras_backup", "KerasBackupBatch",
+                           "keras-backup with save_freq=3 (a backup every 3 batches, 4 batches an epoch)"),
     "keras-modelcheckpoint-full": ("keras_callbacks", "KerasModelCheckpointFull",
                                    "Keras ModelCheckpoint(save_weights_only=False) at epoch end / load_model"),
     "keras-modelcheckpoint-best": ("keras_callbacks", "KerasModelCheckpointBest",

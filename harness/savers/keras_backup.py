@@ -23,6 +23,14 @@ the model, the optimizer and the epoch (`ckpt_saved_epoch`), written by a Checkp
 callback's `on_train_begin` (`restore_or_initialize`), then the epoch tf-keras's fit asks the
 training state for (`maybe_load_initial_counters_from_ckpt`). tf-keras has no
 `double_checkpoint`, so keras-backup-double stays a Keras 3 target.
+
+keras-backup-batch: the same callback with `save_freq=3` (a backup every 3 batches) in a fit of 4
+batches an epoch, so backups fall inside epochs. Save number g is the batch end of the
+(3g)-th batch; a run that resumes right after it starts at batch 3g (counted over epochs), the
+value judged as `backup/step`. Keras 3 writes `{"epoch": e, "batch": b}` but a restarted fit
+reads only the epoch and starts it at its first batch: the batches of that epoch before the
+backup run twice, a clean restart included (the judge says `silent`). tf-keras's fit resumes at
+(epoch, batch + 1) from the training state (`maybe_load_initial_counters_from_ckpt`).
 """
 
 from __future__ import annotations
@@ -42,15 +50,22 @@ WEIGHTS = "latest.weights.h5"     # Keras 3's names for the files it writes ther
 METADATA = "training_metadata.json"
 CHIEF = "chief"                   # tf-keras: its CheckpointManager's folder in the backup directory
 EPOCH = "backup/epoch"            # the pseudo-value: the epoch a restarted fit resumes at
+STEP = "backup/step"              # keras-backup-batch's: the batch it resumes at, counted over epochs
 _NO_EPOCH = -1                    # after poison(): equals no save's epoch
 
 
 class KerasBackup(KerasWeights):
     api = "keras-backup"
     double_checkpoint = False
+    save_freq = "epoch"
+    # where fit stands is counted in batches: an epoch save is one "batch" of a one-batch epoch
+    steps_per_epoch = 1
+    batches_per_save = 1
+    progress = EPOCH      # the name of the pseudo-value
 
     _callback = None
     _epoch = 0            # the next epoch the saving callback ends
+    _step = 0             # keras-backup-batch: the next batch fit runs, counted over epochs
     _resume = _NO_EPOCH   # the epoch fit would resume at, for the live state
 
     def build(self) -> None:
@@ -66,15 +81,16 @@ class KerasBackup(KerasWeights):
 
     def init(self, generation: int = 1) -> None:
         super().init(generation)
-        self._resume = generation   # once saved, a restart resumes after epoch generation-1
+        # once saved, a restart resumes right after the batch (epoch) that wrote save `generation`
+        self._resume = generation * self.batches_per_save
 
     def expected_names(self) -> list[str]:
-        return super().expected_names() + [EPOCH]
+        return super().expected_names() + [self.progress]
 
     def iter_values(self, skip=()):
         yield from super().iter_values(skip)
-        if EPOCH not in skip:
-            yield EPOCH, np.int64(self._resume)
+        if self.progress not in skip:
+            yield self.progress, np.int64(self._resume)
 
     def poison(self) -> None:
         super().poison()
@@ -85,9 +101,10 @@ class KerasBackup(KerasWeights):
         import tensorflow as tf
 
         if self.legacy:
-            cb = tf.keras.callbacks.BackupAndRestore(backup_dir)
+            cb = tf.keras.callbacks.BackupAndRestore(backup_dir, save_freq=self.save_freq)
         else:
-            cb = tf.keras.callbacks.BackupAndRestore(backup_dir, double_checkpoint=self.double_checkpoint)
+            cb = tf.keras.callbacks.BackupAndRestore(backup_dir, save_freq=self.save_freq,
+                                                     double_checkpoint=self.double_checkpoint)
         cb.set_model(self.model)
         return cb
 
@@ -97,15 +114,19 @@ class KerasBackup(KerasWeights):
         if cb is None or os.path.abspath(cb.backup_dir) != os.path.abspath(backup_dir):
             cb = self._new_callback(backup_dir)   # the training run of this directory begins
             cb.on_train_begin(logs={})
-            self._callback, self._epoch = cb, 0
+            self._callback, self._epoch, self._step = cb, 0, 0
+        t = self._train_to_next_backup(cb)
+        files = sorted(os.path.join(d, f) for d, _dirs, names in os.walk(backup_dir) for f in names)
+        return SaveResult(backup_dir, files, t, t)
+
+    def _train_to_next_backup(self, cb) -> float:
+        """The hooks of one epoch, whose end writes the backup; the seconds they took."""
         epoch = self._epoch
         t0 = time.perf_counter()
         cb.on_epoch_begin(epoch, logs={})
         cb.on_epoch_end(epoch, logs={"loss": 1.0 / (epoch + 1)})
-        t = time.perf_counter() - t0
         self._epoch = epoch + 1
-        files = sorted(os.path.join(d, f) for d, _dirs, names in os.walk(backup_dir) for f in names)
-        return SaveResult(backup_dir, files, t, t)
+        return time.perf_counter() - t0
 
     def latest(self, directory: str):
         """The backup directory when a restarted fit would load something from it (else it
@@ -128,12 +149,14 @@ class KerasBackup(KerasWeights):
         self.model._initial_epoch = None
         cb.on_train_begin(logs={})   # raises what a restarted fit raises
         if self.legacy:
-            # tf-keras's fit asks the training state (steps_per_epoch does not matter for epoch saves)
-            epoch, _step = self.model._training_state.maybe_load_initial_counters_from_ckpt(1, 0, "train")
-            self._resume = int(epoch)
-            return
-        # fit's own rule: `initial_epoch = self._initial_epoch or initial_epoch`, initial_epoch=0
-        self._resume = int(self.model._initial_epoch or 0)
+            # tf-keras's fit asks the training state for the epoch and the batch to start at
+            epoch, step = self.model._training_state.maybe_load_initial_counters_from_ckpt(
+                self.steps_per_epoch, 0, "train")
+        else:
+            # Keras 3's fit: `initial_epoch = self._initial_epoch or initial_epoch` (initial_epoch=0),
+            # always from the epoch's first batch
+            epoch, step = self.model._initial_epoch or 0, 0
+        self._resume = int(epoch) * self.steps_per_epoch + int(step)
 
     def checkpoint_names(self, path: str):
         if self.legacy:
@@ -149,7 +172,7 @@ class KerasBackup(KerasWeights):
         try:
             with open(os.path.join(path, METADATA)) as f:
                 if isinstance(json.load(f).get("epoch"), int):
-                    out[EPOCH] = ((), "int64")
+                    out[self.progress] = ((), "int64")
         except (OSError, ValueError, AttributeError):
             pass
         return out
@@ -176,7 +199,7 @@ class KerasBackup(KerasWeights):
                 continue
             dtype = dtypes[key].name
             if obj == "ckpt_saved_epoch":
-                out[EPOCH] = (tuple(shape), dtype)
+                out[self.progress] = (tuple(shape), dtype)
             elif obj.startswith("model/root/") and obj[len("model/root/"):] in self.vars:
                 out[obj[len("model/root/"):]] = (tuple(shape), dtype)
             else:
@@ -187,3 +210,29 @@ class KerasBackup(KerasWeights):
 class KerasBackupDouble(KerasBackup):
     api = "keras-backup-double"
     double_checkpoint = True
+
+
+class KerasBackupBatch(KerasBackup):
+    api = "keras-backup-batch"
+    save_freq = 3
+    steps_per_epoch = 4   # not a multiple of save_freq: backups land inside epochs
+    batches_per_save = 3
+    progress = STEP
+
+    def _train_to_next_backup(self, cb) -> float:
+        """The hooks of fit's next `save_freq` batches, in fit's order (an epoch's end and the
+        next one's begin between its batches); the last batch end writes the backup. The
+        seconds of that batch end."""
+        t = 0.0
+        for _ in range(self.batches_per_save):
+            epoch, batch = divmod(self._step, self.steps_per_epoch)
+            if batch == 0:
+                if epoch:   # no backup at an epoch end with an int save_freq
+                    cb.on_epoch_end(epoch - 1, logs={"loss": 1.0 / epoch})
+                cb.on_epoch_begin(epoch, logs={})
+            cb.on_train_batch_begin(batch, logs={})
+            t0 = time.perf_counter()
+            cb.on_train_batch_end(batch, logs={"loss": 1.0 / (self._step + 1)})
+            t = time.perf_counter() - t0
+            self._step += 1
+        return t
