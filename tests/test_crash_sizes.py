@@ -70,6 +70,26 @@ def test_write_content_links_whole_files_copies_pieces_and_leaves_holes(source, 
         assert f.read() == bytes(10) + data[:4096]
 
 
+def test_a_case_folder_links_the_cut_file_the_checker_was_given(source, tmp_path):
+    """A failing state kept as a case right after it was judged shares its cut data file with
+    the checker's blob (on disk once, not twice); a cut whose blob is gone is written."""
+    from harness.faults.state import BlobStore, DirImage
+
+    path, data = source
+    cut = DirImage({"ckpt.data": Content.of_file(path)[:2 * MiB + 7]})
+    blobs = BlobStore(str(tmp_path / "blobs"))   # keeps one large blob
+    blobs.materialize(cut, str(tmp_path / "check"))
+    cut.materialize(str(tmp_path / "case"), link=True, blobs=blobs)
+    case, check = tmp_path / "case" / "ckpt.data", tmp_path / "check" / "ckpt.data"
+    assert os.stat(case).st_ino == os.stat(check).st_ino
+    assert case.read_bytes() == data[:2 * MiB + 7]
+    # another cut takes the one blob's place: the first cut, kept now, is a file of its own
+    blobs.materialize(DirImage({"ckpt.data": Content.of_file(path)[:MiB]}), str(tmp_path / "check2"))
+    cut.materialize(str(tmp_path / "case2"), link=True, blobs=blobs)
+    again = tmp_path / "case2" / "ckpt.data"
+    assert os.stat(again).st_nlink == 1 and again.read_bytes() == data[:2 * MiB + 7]
+
+
 def test_a_replayed_write_is_a_reference_to_the_saved_file_not_its_bytes(source, tmp_path):
     """The crash model rebuilds a large file written by the save without reading it."""
     from harness.faults.crashstates import Replay

@@ -116,8 +116,8 @@ class Campaign:
     def run(self) -> "Campaign":
         os.makedirs(os.path.join(self.run_dir, "logs"), exist_ok=True)
         self.work = tempfile.mkdtemp(prefix=".work-", dir=self.run_dir)
-        self.keeper = cases.CaseKeeper(self.run_dir, self.cfg.case_cap)
         self.blobs = BlobStore(os.path.join(self.work, "blobs"))
+        self.keeper = cases.CaseKeeper(self.run_dir, self.cfg.case_cap, self.blobs)
         t0 = time.monotonic()
         with sigterm_as_interrupt():  # SIGTERM unwinds through the same `finally` as Ctrl-C
             try:

@@ -30,7 +30,7 @@ from .. import __version__
 from ..errors import UsageError
 from ..outcomes import Outcome, Verdict
 from .apis import candidate_digests
-from .state import CrashState, DirImage
+from .state import BlobStore, CrashState, DirImage
 from .target import CrashTarget, manifest_name
 
 CASE_FORMAT = 1                 # written as "case_format" in case.json
@@ -46,8 +46,9 @@ def _shape(text: str) -> str:
 
 
 class CaseKeeper:
-    def __init__(self, run_dir: str, cap: int = DEFAULT_CAP):
+    def __init__(self, run_dir: str, cap: int = DEFAULT_CAP, blobs: BlobStore | None = None):
         self.run_dir, self.cap = run_dir, cap
+        self.blobs = blobs   # the checker's blobs: a kept case links the one it was judged from
         self.by_digest: dict[str, str] = {}
         self.by_signature: dict[tuple, str] = {}
         self.per_kind: dict[tuple, int] = {}
@@ -75,7 +76,8 @@ class CaseKeeper:
         self.kept += 1
         rel = os.path.join("cases", target.api, f"{mode}-{self.kept:04d}")
         path = os.path.join(self.run_dir, rel)
-        state.image.materialize(os.path.join(path, "state"), link=True)   # large files: links, not copies
+        # large files: links, not copies (to the recording, or to the blob the checker just read)
+        state.image.materialize(os.path.join(path, "state"), link=True, blobs=self.blobs)
         os.makedirs(os.path.join(path, "manifests"), exist_ok=True)
         for g in range(1, target.k + 1):
             shutil.copy2(os.path.join(manifest_dir, manifest_name(g)), os.path.join(path, "manifests"))

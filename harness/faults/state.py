@@ -131,15 +131,24 @@ class DirImage:
     def copy(self) -> "DirImage":
         return DirImage(dict(self.files), set(self.dirs))
 
-    def materialize(self, root: str, link: bool = False) -> None:
+    def materialize(self, root: str, link: bool = False, blobs: "BlobStore | None" = None) -> None:
         """Write this image into `root` (created; must not hold anything else). `link`: large
-        files that are whole files on disk are hard-linked, for folders nobody writes into."""
+        files that are whole files on disk are hard-linked, for folders nobody writes into,
+        and so is one that `blobs` holds as a blob now (a case folder of the state just judged:
+        its cut data file is then on disk once, not twice)."""
         os.makedirs(root, exist_ok=True)
         for d in sorted(self.dirs, key=len):
             os.makedirs(os.path.join(root, d), exist_ok=True)
         for rel, data in self.files.items():
             path = os.path.join(root, rel)
             os.makedirs(os.path.dirname(path), exist_ok=True)
+            blob = blobs.held(data) if link and blobs is not None else None
+            if blob is not None:
+                try:
+                    os.link(blob, path)
+                    continue
+                except OSError:   # no hard links here: write it
+                    pass
             write_content(data, path, link=link)
 
     def digest(self) -> str:
@@ -229,6 +238,13 @@ class BlobStore:
         lru[digest] = None
         lru.move_to_end(digest)
         return path
+
+    def held(self, data) -> str | None:
+        """The path of the large blob holding `data`, when there is one now."""
+        if not isinstance(data, Content):
+            return None
+        digest = file_digest(data)
+        return os.path.join(self.root, digest) if digest in self.large else None
 
     def materialize(self, image: DirImage, root: str, private: bool = False) -> dict[str, tuple]:
         """Write `image` into `root` for a reader. Returns {path: fingerprint} of the files that
