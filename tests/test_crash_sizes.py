@@ -90,6 +90,38 @@ def test_a_case_folder_links_the_cut_file_the_checker_was_given(source, tmp_path
     assert os.stat(again).st_nlink == 1 and again.read_bytes() == data[:2 * MiB + 7]
 
 
+def test_files_no_restore_reads_reach_the_checker_as_holes(source, tmp_path):
+    """A cut data file in ckpt-3_temp/ (or a data shard whose index is missing) is read by no
+    restore: the checker gets a hole of its size, not a copy. Files of a checkpoint a restore may
+    try keep their bytes, and a user's own restore (api "user") gets every byte."""
+    from harness.faults.apis import unread_files
+    from harness.faults.state import BlobStore, DirImage
+
+    path, data = source
+    whole = Content.of_file(path)
+    temp = "ckpt-3_temp/part-00000-of-00001.data-00000-of-00001.tempstate123"
+    image = DirImage({"checkpoint": b'model_checkpoint_path: "ckpt-2"\n', "ckpt-2.index": b"i" * 100,
+                      "ckpt-2.data-00000-of-00001": whole, temp: whole[:2 * MiB + 7],
+                      "ckpt-4.data-00000-of-00001": whole[:MiB + 5],   # no ckpt-4.index
+                      "checkpoint.tmp0123abcd": b"x"})
+    assert unread_files("tf2-manager", image) == {temp, "ckpt-4.data-00000-of-00001", "checkpoint.tmp0123abcd"}
+    assert unread_files("user", image) == frozenset()
+    # a SavedModel export reads its own folder; a temp folder inside it is left as it is
+    saved = DirImage({"savedmodel/saved_model.pb": b"pb", "savedmodel/variables/variables.index": b"i",
+                      "savedmodel/variables_temp/part.data-00000-of-00001": whole})
+    assert unread_files("savedmodel", saved) == frozenset()
+
+    root = tmp_path / "check"
+    BlobStore(str(tmp_path / "blobs")).materialize(image, str(root), unread=unread_files("tf2-manager", image))
+    for rel in (temp, "ckpt-4.data-00000-of-00001"):   # the size a listing shows, no blocks
+        st = os.stat(root / rel)
+        assert st.st_size == len(image.files[rel]) and st.st_blocks * 512 < 64 * 1024, rel
+        assert (root / rel).read_bytes() == bytes(st.st_size)
+    assert (root / "ckpt-2.data-00000-of-00001").read_bytes() == data   # what a restore reads
+    assert (root / "checkpoint.tmp0123abcd").read_bytes() == b"x"   # small files as they are
+    assert isinstance(image.files[temp], Content) and image.files[temp].read() == data[:2 * MiB + 7]
+
+
 def test_a_replayed_write_is_a_reference_to_the_saved_file_not_its_bytes(source, tmp_path):
     """The crash model rebuilds a large file written by the save without reading it."""
     from harness.faults.crashstates import Replay

@@ -10,7 +10,7 @@ No TensorFlow here.
 
 from __future__ import annotations
 
-from .state import DirImage
+from .state import DirImage, orphan_files
 
 CRASH_APIS = ("tf2-manager", "tf2-checkpoint", "tf1-saver", "tf2-sharded", "keras-weights", "keras-model",
               "async-checkpoint", "savedmodel", "keras-modelcheckpoint",
@@ -94,6 +94,18 @@ def candidates(api: str, image: DirImage) -> list[str]:
     # the directory's own checkpoints: one in a subfolder (a worker's workertemp_<i>/) is not
     # one that a restore of this directory can find
     return [p for p in image.prefixes() if "/" not in p]
+
+
+def unread_files(api: str, image: DirImage) -> frozenset[str]:
+    """Files of `image` no restore of `api` reads: its orphans (temp folders, `*.tempstate*`,
+    data shards without an index) outside every candidate checkpoint. The checker is given
+    them as holes of their size: a cut data file in `ckpt-N_temp/` then takes no scratch disk
+    (on a file system without reflinks it would be a copy of up to one checkpoint). A user's
+    own restore code may read anything: it gets every byte."""
+    if api == "user":
+        return frozenset()
+    read = {rel for c in candidates(api, image) for rel in image.checkpoint_files(c)}
+    return frozenset(orphan_files(image.files) - read)
 
 
 def candidate_digests(api: str, image: DirImage) -> dict[str, str]:

@@ -311,7 +311,8 @@ class Campaign:
             seconds = 0.0
         else:
             scratch = os.path.join(self.work, "check", f"{len(self.verdicts):05d}")
-            linked = self.blobs.materialize(state.image, scratch, private=apis.restore_writes(target.api))
+            linked = self.blobs.materialize(state.image, scratch, private=apis.restore_writes(target.api),
+                                            unread=apis.unread_files(target.api, state.image))
             verdict, _ = self.checker.check(target, scratch, manifests,
                                             apis.candidate_digests(target.api, state.image))
             check_untouched(linked, target.api)

@@ -16,7 +16,7 @@ import shutil
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from .content import SMALL_FILE, Content, write_content
+from .content import SMALL_FILE, Content, write_content, zeros
 
 _TEMPSTATE = re.compile(r"\.tempstate\d*")
 _CKPT_TMP = re.compile(r"^checkpoint\.tmp[0-9a-f]*$")
@@ -160,13 +160,17 @@ class DirImage:
             h.update(b"F" + rel.encode() + b"\0" + file_digest(self.files[rel]).encode())
         return h.hexdigest()
 
-    def prefix_digest(self, prefix_rel: str) -> str:
-        """Identity of one checkpoint (the files `<prefix>.*`, or the file or the folder named
+    def checkpoint_files(self, prefix_rel: str) -> list[str]:
+        """The files of one checkpoint (`<prefix>.*`, or the file or the folder named
         `prefix_rel` itself, for single-file and SavedModel checkpoints): what a restore reads."""
+        return sorted(rel for rel in self.files
+                      if rel == prefix_rel or rel.startswith(prefix_rel + ".") or rel.startswith(prefix_rel + "/"))
+
+    def prefix_digest(self, prefix_rel: str) -> str:
+        """Identity of one checkpoint (its `checkpoint_files`)."""
         h = hashlib.blake2b(digest_size=16)
-        for rel in sorted(self.files):
-            if rel == prefix_rel or rel.startswith(prefix_rel + ".") or rel.startswith(prefix_rel + "/"):
-                h.update(rel.encode() + b"\0" + file_digest(self.files[rel]).encode())
+        for rel in self.checkpoint_files(prefix_rel):
+            h.update(rel.encode() + b"\0" + file_digest(self.files[rel]).encode())
         return h.hexdigest()
 
     def prefixes(self) -> list[str]:
@@ -246,10 +250,19 @@ class BlobStore:
         digest = file_digest(data)
         return os.path.join(self.root, digest) if digest in self.large else None
 
-    def materialize(self, image: DirImage, root: str, private: bool = False) -> dict[str, tuple]:
+    def materialize(self, image: DirImage, root: str, private: bool = False,
+                    unread: frozenset = frozenset()) -> dict[str, tuple]:
         """Write `image` into `root` for a reader. Returns {path: fingerprint} of the files that
         are links (to a blob or to the recording), for `check_untouched` after the reader ran.
-        `private`: every file is the reader's own copy, for a reader that may write into them."""
+        `private`: every file is the reader's own copy, for a reader that may write into them.
+        `unread`: files the reader never reads (apis.unread_files); a large one is a hole of
+        its size, so a cut data file in a temp folder takes no disk."""
+        if unread:
+            hollow = {rel: zeros(len(image.files[rel])) for rel in unread
+                      if isinstance(image.files.get(rel), Content)}
+            if hollow:
+                image = image.copy()
+                image.files.update(hollow)
         if private:
             image.materialize(root)
             return {}
