@@ -265,6 +265,8 @@ def summarize(env: Env, tag: str, api: str, rows: list[dict], meta: dict, run_di
         shutil.copytree(os.path.join(run_dir, case_rel), dst, symlinks=True)
         with open(os.path.join(dst, "case.json")) as f:
             case = json.load(f)
+        if case.get("api") != api:   # a replay of it would judge another target's save
+            raise HarnessError(f"{run_dir}: the case {case_rel} of a {api} state is a {case.get('api')} case")
         # the folder a similar state points to has its own fault and detail: report those, as replay shows them
         row["worst_fault"], row["worst_detail"] = one_line(case.get("fault", "")), one_line(case.get("detail", ""))
         rel = os.path.join(out_rel, "cases", env.name, name)

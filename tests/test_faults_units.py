@@ -261,3 +261,38 @@ def test_require_all_turns_a_missing_strace_from_a_skip_into_a_failure(tmp_path)
     strict = subprocess.run(cmd, cwd=tmp_path, env={**env, "CKPT_REQUIRE_ALL": "1"}, capture_output=True,
                             text=True, timeout=300)
     assert strict.returncode == 1 and "CKPT_REQUIRE_ALL=1 but strace is not installed" in strict.stdout, strict.stdout
+
+
+def test_a_case_folder_belongs_to_one_target_even_for_the_same_bytes(tmp_path):
+    """A ModelCheckpoint weights file is byte for byte a save_weights file: two targets' states
+    can have one digest. Each target gets its own case folder, named for it, so a replay judges
+    that target's save (a folder shared by digest alone gave keras-modelcheckpoint rows
+    keras-weights cases)."""
+    import json
+
+    from harness.faults.cases import CaseKeeper
+    from harness.faults.state import CrashState
+    from harness.faults.target import CrashTarget, manifest_name
+    from harness.outcomes import Verdict
+    from harness.specs import GraphSpec
+
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    for g in (1, 2, 3):
+        (manifests / manifest_name(g)).write_text("{}")
+    image = DirImage({"model.weights.h5": b"\x89HDF half written"})
+    keeper = CaseKeeper(str(tmp_path / "run"))
+    verdict = Verdict(Outcome.LOST, "OSError: truncated file")
+    folders = {}
+    for api in ("keras-weights", "keras-modelcheckpoint", "keras-weights"):
+        state = CrashState(fault="SIGKILL before the write that passes 9 bytes", fault_kind="kill", image=image)
+        rel, similar = keeper.keep(state, verdict, CrashTarget(api, GraphSpec(n_vars=2, state_bytes=64)),
+                                   image.digest(), mode="kill", model="process", manifest_dir=str(manifests),
+                                   run_id="r", tf_version="x")
+        assert rel and not similar, (api, rel, similar)
+        folders.setdefault(api, set()).add(rel)
+    assert all(len(v) == 1 for v in folders.values()), folders   # the same state again: its folder
+    assert folders["keras-weights"] != folders["keras-modelcheckpoint"]
+    for api, (rel,) in folders.items():
+        with open(tmp_path / "run" / rel / "case.json") as f:
+            assert json.load(f)["api"] == api

@@ -49,7 +49,7 @@ class CaseKeeper:
     def __init__(self, run_dir: str, cap: int = DEFAULT_CAP, blobs: BlobStore | None = None):
         self.run_dir, self.cap = run_dir, cap
         self.blobs = blobs   # the checker's blobs: a kept case links the one it was judged from
-        self.by_digest: dict[str, str] = {}
+        self.by_digest: dict[tuple, str] = {}   # (api, state digest) -> folder
         self.by_signature: dict[tuple, str] = {}
         self.per_kind: dict[tuple, int] = {}
         self.capped = 0      # failing states over the cap
@@ -62,8 +62,11 @@ class CaseKeeper:
 
         The folder is '' when the state reads like a kept one (then the second item names it)
         or when its kind is over the cap (both '')."""
-        if digest in self.by_digest:
-            return self.by_digest[digest], ""
+        # the same bytes can be another target's state (a ModelCheckpoint file is a save_weights
+        # file): a folder is one target's, since its case.json and manifests say which
+        same = (target.api, digest)
+        if same in self.by_digest:
+            return self.by_digest[same], ""
         key = (target.api, verdict.outcome.value, state.fault_kind)
         signature = key + (_shape(_CRASH_POINT.sub("", state.fault)), _shape(verdict.detail))
         if signature in self.by_signature:
@@ -104,7 +107,7 @@ class CaseKeeper:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "replay": f"ckpt-harness replay {rel}",
         })
-        self.by_digest[digest] = rel
+        self.by_digest[same] = rel
         self.by_signature[signature] = rel
         return rel, ""
 

@@ -51,7 +51,7 @@ METADATA = "training_metadata.json"
 CHIEF = "chief"                   # tf-keras: its CheckpointManager's folder in the backup directory
 EPOCH = "backup/epoch"            # the pseudo-value: the epoch a restarted fit resumes at
 STEP = "backup/step"              # keras-backup-batch's: the batch it resumes at, counted over epochs
-_NO_EPOCH = -1                    # after poison(): equals no save's epoch
+_NO_EPOCH = -1                    # after poison(): equals no save's epoch or step
 
 
 class KerasBackup(KerasWeights):
@@ -66,7 +66,7 @@ class KerasBackup(KerasWeights):
     _callback = None
     _epoch = 0            # the next epoch the saving callback ends
     _step = 0             # keras-backup-batch: the next batch fit runs, counted over epochs
-    _resume = _NO_EPOCH   # the epoch fit would resume at, for the live state
+    _resume = _NO_EPOCH   # where fit would resume (`progress`'s unit), for the live state
 
     def build(self) -> None:
         from ..tfenv import legacy_keras
